@@ -1,0 +1,48 @@
+# Thin driver over CMake.  The README's two commands:
+#   make demo   build, then run the demo and print the allocator's statistics
+#   make test   build and run every test: default build (+ valgrind memcheck
+#               and the install check), ASan+UBSan, TSan, clang, and the
+#               CPython-3.10 geometry (16-byte classes, 16 KiB pools, 1 MiB arenas)
+JOBS ?= $(shell nproc)
+CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
+
+.PHONY: demo test test-default test-asan test-tsan test-clang test-geometry bench clean
+
+demo:
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j$(JOBS) --target demo
+	./build/demo
+
+test: test-default test-asan test-tsan test-clang test-geometry
+
+test-default:
+	cmake -S . -B build -DPOOLALLOC_VALGRIND_TESTS=ON >/dev/null
+	cmake --build build -j$(JOBS)
+	$(CTEST) build
+
+test-asan:
+	cmake -S . -B build-asan -DPOOLALLOC_SANITIZE=address,undefined -DPOOLALLOC_BUILD_BENCH=OFF >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	$(CTEST) build-asan
+
+test-tsan:
+	cmake -S . -B build-tsan -DPOOLALLOC_SANITIZE=thread -DPOOLALLOC_BUILD_BENCH=OFF >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	$(CTEST) build-tsan
+
+test-clang:
+	cmake -S . -B build-clang -DCMAKE_C_COMPILER=clang >/dev/null
+	cmake --build build-clang -j$(JOBS)
+	$(CTEST) build-clang
+
+test-geometry:
+	cmake -S . -B build-geometry -DPOOLALLOC_ALIGNMENT=16 -DPOOLALLOC_POOL_SIZE=16384 \
+	      -DPOOLALLOC_ARENA_SIZE=1048576 -DPOOLALLOC_BUILD_BENCH=OFF >/dev/null
+	cmake --build build-geometry -j$(JOBS)
+	$(CTEST) build-geometry
+
+bench:
+	bench/run.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-clang build-geometry bench/results

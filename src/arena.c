@@ -1,0 +1,201 @@
+/*
+ * Arenas: the memory poolalloc takes from the OS, carved into pools.
+ *
+ * Shared by all threads under one lock: a thread heap comes here only to take
+ * an empty pool or give one back, which is rare next to block traffic.
+ *
+ * Which arena gives the next pool: the one with the fewest free pools, so
+ * allocations pile into the fullest arenas and the emptiest ones get a chance
+ * to become wholly free and go back to the OS.  The usable list is kept in
+ * ascending order of free pools in O(1) per change with CPython's nfp2lasta
+ * array (bpo-37029): last_with[n] is the rightmost arena with n free pools.
+ *
+ * When an arena's last pool comes back it is unmapped, unless it is the last
+ * arena of the usable list: one wholly free arena is kept as a spare, so a
+ * loop that allocates and frees across an arena boundary does not mmap and
+ * munmap each time (CPython 3.9, bpo-37257).  pa_collect() drops the spare.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+static struct {
+  pthread_mutex_t lock;
+  pa_arena *usable;                           /* head: fewest free pools */
+  pa_arena *last_with[PA_POOLS_PER_ARENA + 1]; /* nfp2lasta */
+  pa_arena *all;                              /* every arena held */
+  pa_arena *unused;                           /* recycled records */
+  size_t allocated_total, released, current, highwater;
+} arenas = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
+void arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
+pa_arena *arenas_first(void) { return arenas.all; }
+pa_arena *arenas_usable_head(void) { return arenas.usable; }
+
+static pa_arena *arena_record(void) {
+  pa_arena *arena = arenas.unused;
+  if (arena) {
+    arenas.unused = arena->next;
+    return arena;
+  }
+  return meta_alloc(sizeof(pa_arena));
+}
+
+static pa_arena *arena_new(void) {
+  pa_arena *arena = arena_record();
+  if (arena == NULL) return NULL;
+  void *base = os_map_aligned(PA_ARENA_SIZE, PA_ARENA_SIZE);
+  if (base == NULL || !radix_register((uintptr_t)base, arena)) {
+    if (base) os_unmap(base, PA_ARENA_SIZE);
+    arena->next = arenas.unused;
+    arenas.unused = arena;
+    return NULL;
+  }
+  *arena = (pa_arena){.base = (uintptr_t)base,
+                      .pool_address = (uintptr_t)base,
+                      .nfreepools = PA_POOLS_PER_ARENA,
+                      .ntotalpools = PA_POOLS_PER_ARENA,
+                      .all_next = arenas.all};
+  if (arenas.all) arenas.all->all_prev = arena;
+  arenas.all = arena;
+  arenas.allocated_total++;
+  if (++arenas.current > arenas.highwater) arenas.highwater = arenas.current;
+  return arena;
+}
+
+static void usable_unlink(pa_arena *arena) {
+  if (arena->prev)
+    arena->prev->next = arena->next;
+  else
+    arenas.usable = arena->next;
+  if (arena->next) arena->next->prev = arena->prev;
+  arena->next = arena->prev = NULL;
+}
+
+static void usable_insert_after(pa_arena *arena, pa_arena *after) {
+  arena->prev = after;
+  arena->next = after->next;
+  if (after->next) after->next->prev = arena;
+  after->next = arena;
+}
+
+static void arena_release(pa_arena *arena) {
+  usable_unlink(arena);
+  if (arena->all_prev)
+    arena->all_prev->all_next = arena->all_next;
+  else
+    arenas.all = arena->all_next;
+  if (arena->all_next) arena->all_next->all_prev = arena->all_prev;
+  radix_unregister(arena->base);
+  os_unmap((void *)arena->base, PA_ARENA_SIZE);
+  arena->base = 0;
+  arena->next = arenas.unused;
+  arenas.unused = arena;
+  arenas.released++;
+  arenas.current--;
+}
+
+/* Pops a cached empty pool, else carves the next virgin one. */
+static pa_pool *arena_pop_pool(pa_arena *arena) {
+  pa_pool *pool = arena->freepools;
+  if (pool) {
+    arena->freepools = pool->next;
+    return pool;
+  }
+  pool = (pa_pool *)arena->pool_address;
+  arena->pool_address += PA_POOL_SIZE;
+  pool->size_class = PA_CLASS_NONE;
+  return pool;
+}
+
+pa_pool *arena_take_pool(void) {
+  pthread_mutex_lock(&arenas.lock);
+  if (arenas.usable == NULL) {
+    pa_arena *fresh = arena_new();
+    if (fresh == NULL) {
+      pthread_mutex_unlock(&arenas.lock);
+      errno = ENOMEM;
+      return NULL;
+    }
+    arenas.usable = fresh;
+    arenas.last_with[fresh->nfreepools] = fresh;
+  }
+  /* The head has the fewest free pools; with one fewer it stays the head and
+   * is the only arena with that count. */
+  pa_arena *arena = arenas.usable;
+  if (arenas.last_with[arena->nfreepools] == arena) arenas.last_with[arena->nfreepools] = NULL;
+  arena->nfreepools--;
+  if (arena->nfreepools > 0)
+    arenas.last_with[arena->nfreepools] = arena;
+  else
+    usable_unlink(arena); /* a full arena is on no list */
+  pa_pool *pool = arena_pop_pool(arena);
+  pthread_mutex_unlock(&arenas.lock);
+  return pool;
+}
+
+void arena_return_pool(pa_pool *pool) {
+  pa_arena *arena = pa_arena_of(pool);
+  pthread_mutex_lock(&arenas.lock);
+  pool->state = PA_POOL_EMPTY;
+  pool->next = arena->freepools;
+  arena->freepools = pool;
+
+  unsigned nf = arena->nfreepools;
+  pa_arena *last_nf = arenas.last_with[nf];
+  if (last_nf == arena) {
+    pa_arena *before = arena->prev;
+    arenas.last_with[nf] = (before && before->nfreepools == nf) ? before : NULL;
+  }
+  arena->nfreepools = nf + 1;
+
+  if (arena->nfreepools == arena->ntotalpools && arena->next != NULL) {
+    arena_release(arena); /* wholly free and not the spare at the tail */
+  } else if (nf == 0) {
+    /* was full, so on no list: it now has the fewest free pools */
+    arena->prev = NULL;
+    arena->next = arenas.usable;
+    if (arenas.usable) arenas.usable->prev = arena;
+    arenas.usable = arena;
+    if (arenas.last_with[1] == NULL) arenas.last_with[1] = arena;
+  } else {
+    if (arenas.last_with[nf + 1] == NULL) arenas.last_with[nf + 1] = arena;
+    if (last_nf != arena) { /* move right behind the arenas that had nf */
+      usable_unlink(arena);
+      usable_insert_after(arena, last_nf);
+    }
+  }
+  pthread_mutex_unlock(&arenas.lock);
+}
+
+void arena_release_spare(void) {
+  pthread_mutex_lock(&arenas.lock);
+  pa_arena *spare = arenas.last_with[PA_POOLS_PER_ARENA];
+  if (spare) {
+    arenas.last_with[PA_POOLS_PER_ARENA] = NULL;
+    arena_release(spare);
+  }
+  pthread_mutex_unlock(&arenas.lock);
+}
+
+void arenas_counters(struct pa_stats *out) {
+  out->arenas_allocated_total = arenas.allocated_total;
+  out->arenas_released = arenas.released;
+  out->arenas_highwater = arenas.highwater;
+  out->arenas_current = arenas.current;
+}
+
+/* The invariant the list promises: ascending free pools, and last_with[n]
+ * naming the rightmost arena with n.  Called with the lock held. */
+bool arenas_check_order(void) {
+  pa_arena *expected_last[PA_POOLS_PER_ARENA + 1] = {0};
+  for (pa_arena *a = arenas.usable; a; a = a->next) {
+    if (a->nfreepools == 0 || (a->next && a->next->nfreepools < a->nfreepools)) return false;
+    if (a->next && a->next->prev != a) return false;
+    expected_last[a->nfreepools] = a;
+  }
+  for (unsigned n = 0; n <= PA_POOLS_PER_ARENA; n++)
+    if (arenas.last_with[n] != expected_last[n]) return false;
+  return true;
+}

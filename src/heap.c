@@ -1,0 +1,174 @@
+/*
+ * Thread heaps: each thread allocates from pools its heap owns, with no lock.
+ *
+ * A free by the owning thread goes straight into the pool.  A free by any
+ * other thread is pushed with one CAS onto the owner heap's `remote` stack;
+ * the owner folds those blocks back into their pools on its next slow path
+ * (mimalloc's thread_free idea, with one list per heap instead of per page,
+ * so a full pool that only other threads free into is still found).
+ *
+ * Heaps are never unmapped, which is what makes the remote push safe at any
+ * time: when a thread exits its heap is *abandoned* (its empty pools go back
+ * to the arenas, the rest stay owned by it) and the next new thread adopts
+ * it whole.  Frees into an abandoned heap wait on its remote stack until it
+ * is adopted or pa_collect() drains it.
+ *
+ * Lock order: heaps.lock, then the arena lock, then the meta lock.
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+pa_heap pa_empty_heap = {.used = {[0 ... PA_NUM_CLASSES - 1] = &pa_empty_pool}};
+_Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-exec"))) = &pa_empty_heap;
+
+static struct {
+  pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
+  pthread_once_t once;
+  pthread_key_t exit_key; /* its destructor abandons the heap at thread exit */
+  pa_heap *all;
+  pa_heap *abandoned;
+  unsigned long next_id;
+} heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+
+static void heap_drain_remote(pa_heap *heap) {
+  pa_block *block = atomic_exchange_explicit(&heap->remote, NULL, memory_order_acquire);
+  while (block) {
+    pa_block *next = block->next;
+    pa_pool_free_local(heap, pa_pool_of(block), block);
+    block = next;
+  }
+}
+
+void heap_free_remote(pa_heap *owner, void *p) {
+  pa_block *block = p;
+  pa_block *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
+  do {
+    block->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &head, block,
+                                                  memory_order_release, memory_order_relaxed));
+}
+
+/* Drains the remote stack and gives every empty pool back to the arenas. */
+void heap_collect(pa_heap *heap) {
+  heap_drain_remote(heap);
+  for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) {
+    pa_pool *pool = heap->used[cls];
+    while (pool != &pa_empty_pool && pool != NULL) {
+      pa_pool *next = pool->next;
+      if (pool->count == 0) pool_release_empty(heap, pool);
+      pool = next;
+    }
+  }
+}
+
+void heaps_collect_abandoned(void) {
+  pthread_mutex_lock(&heaps.lock);
+  for (pa_heap *heap = heaps.abandoned; heap; heap = heap->next_abandoned) heap_collect(heap);
+  pthread_mutex_unlock(&heaps.lock);
+}
+
+static void heap_abandon_locked(pa_heap *heap) {
+  heap->abandoned = true;
+  heap->next_abandoned = heaps.abandoned;
+  heaps.abandoned = heap;
+}
+
+static void heap_thread_exit(void *arg) {
+  pa_heap *heap = arg;
+  pa_thread_heap = &pa_empty_heap;
+  heap_collect(heap);
+  pthread_mutex_lock(&heaps.lock);
+  heap_abandon_locked(heap);
+  pthread_mutex_unlock(&heaps.lock);
+}
+
+/* fork(): the child inherits one thread; the heaps of the others will never
+ * see their threads again, so they are abandoned for adoption. */
+static void heaps_fork_prepare(void) {
+  pthread_mutex_lock(&heaps.lock);
+  arenas_lock();
+  meta_lock();
+}
+
+static void heaps_fork_parent(void) {
+  meta_unlock();
+  arenas_unlock();
+  pthread_mutex_unlock(&heaps.lock);
+}
+
+static void heaps_fork_child(void) {
+  meta_unlock();
+  arenas_unlock();
+  for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
+    if (heap != pa_thread_heap && !heap->abandoned) heap_abandon_locked(heap);
+  pthread_mutex_unlock(&heaps.lock);
+}
+
+static void heaps_init_once(void) {
+  pthread_key_create(&heaps.exit_key, heap_thread_exit);
+  pthread_atfork(heaps_fork_prepare, heaps_fork_parent, heaps_fork_child);
+}
+
+static pa_heap *heap_acquire(void) {
+  pthread_once(&heaps.once, heaps_init_once);
+  pthread_mutex_lock(&heaps.lock);
+  pa_heap *heap = heaps.abandoned;
+  if (heap) {
+    heaps.abandoned = heap->next_abandoned;
+    heap->abandoned = false;
+  }
+  pthread_mutex_unlock(&heaps.lock);
+  if (heap == NULL) {
+    heap = meta_alloc(sizeof(pa_heap));
+    if (heap == NULL) return NULL;
+    for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
+    pthread_mutex_lock(&heaps.lock);
+    heap->id = ++heaps.next_id;
+    heap->next_all = heaps.all;
+    heaps.all = heap;
+    pthread_mutex_unlock(&heaps.lock);
+  }
+  pa_thread_heap = heap;
+  pthread_setspecific(heaps.exit_key, heap);
+  return heap;
+}
+
+/* Everything the inline fast path does not: first use by a thread, sizes 0
+ * and above the threshold, frees from other threads, exhausted pools, and
+ * taking a new pool from the arenas. */
+void *heap_malloc_slow(pa_heap *heap, size_t size) {
+  if (size > PA_SMALL_REQUEST_THRESHOLD) return raw_malloc(size);
+  if (size == 0) size = 1;
+  if (heap == &pa_empty_heap) {
+    heap = heap_acquire();
+    if (heap == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
+  unsigned cls = pa_size_class(size);
+  for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
+    void *block = pa_pool_take_block(pool);
+    if (block) return block;
+    pool_mark_full(heap, pool);
+  }
+  pa_pool *pool = arena_take_pool();
+  if (pool == NULL) return NULL;
+  pool_init(pool, heap, cls);
+  pool_link_front(heap, pool);
+  return pa_pool_take_block(pool);
+}
+
+size_t heaps_count(size_t *abandoned) {
+  size_t total = 0, left = 0;
+  pthread_mutex_lock(&heaps.lock);
+  for (pa_heap *heap = heaps.all; heap; heap = heap->next_all) {
+    total++;
+    left += heap->abandoned;
+  }
+  pthread_mutex_unlock(&heaps.lock);
+  *abandoned = left;
+  return total;
+}

@@ -1,0 +1,259 @@
+/*
+ * poolalloc internals: every constant, every structure, and the prototypes
+ * that cross file boundaries.  The picture first (numbers are the defaults):
+ *
+ *   OS ──mmap──> arena (256 KiB, aligned to 256 KiB) ──carved into──> 64 pools
+ *
+ *   arena  [pool 0][pool 1][pool 2] ... [pool 63]        4 KiB each
+ *   pool   [header 48 B][block][block][block]...[waste]  one size class each
+ *
+ *   radix tree:  address >> ARENA_BITS ──> arena record (or NULL: not ours)
+ *
+ *   thread heap (one per thread)
+ *     used[class] ──> pool <──> pool <──> pool      doubly linked, O(1) unhook
+ *     remote      ──> blocks freed by other threads (atomic stack)
+ *
+ *   arenas (shared, one lock)
+ *     usable ──> arena <──> arena <──> arena   ascending by free pools
+ *     all    ──> every arena held, doubly linked (the seeds' arena list)
+ *     arena->freepools ──> pool ──> pool       empty pools, singly linked
+ *
+ * A pool is *used* (in its heap's class list: at least one block free),
+ * *full* (in no list) or *empty* (on its arena's freepools stack, no class).
+ * Full pools need no list: a free into one relinks it at the front of its
+ * class list.  The one exception to "count == 0 means empty": a heap keeps
+ * the last pool of a class in its list even when all its blocks are free, so
+ * a malloc/free loop of one size does not bounce the pool through the arena
+ * lock on every call (CPython keeps one spare arena for the same reason).
+ */
+#ifndef POOLALLOC_INTERNAL_H
+#define POOLALLOC_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "poolalloc.h"
+
+/* ---- Build-time geometry ------------------------------------------------ */
+
+/* Spacing of the size classes.  8 is the seeds' value (64 classes, blocks of
+ * 8, 16, ..., 512); 16 is CPython 3.8+'s on 64-bit (32 classes), which makes
+ * every block 16-byte aligned at the cost of more rounding waste. */
+#ifndef POOLALLOC_ALIGNMENT
+#define POOLALLOC_ALIGNMENT 8
+#endif
+/* One pool serves one size class.  4 KiB is an OS page: the seeds' value. */
+#ifndef POOLALLOC_POOL_SIZE
+#define POOLALLOC_POOL_SIZE 4096
+#endif
+/* The unit taken from the OS.  256 KiB holds 64 pools of 4 KiB. */
+#ifndef POOLALLOC_ARENA_SIZE
+#define POOLALLOC_ARENA_SIZE (256 * 1024)
+#endif
+
+#define PA_ALIGNMENT ((size_t)POOLALLOC_ALIGNMENT)
+#define PA_ALIGNMENT_SHIFT __builtin_ctzll(POOLALLOC_ALIGNMENT)
+/* Requests above PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
+ * since 3.3) go to the raw layer. */
+#define PA_NUM_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
+
+#define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
+#define PA_POOL_MASK (PA_POOL_SIZE - 1)
+#define PA_ARENA_SIZE ((size_t)POOLALLOC_ARENA_SIZE)
+#define PA_ARENA_BITS __builtin_ctzll(POOLALLOC_ARENA_SIZE)
+#define PA_POOLS_PER_ARENA (POOLALLOC_ARENA_SIZE / POOLALLOC_POOL_SIZE)
+
+_Static_assert(POOLALLOC_ALIGNMENT == 8 || POOLALLOC_ALIGNMENT == 16,
+               "POOLALLOC_ALIGNMENT must be 8 or 16");
+_Static_assert((POOLALLOC_POOL_SIZE & (POOLALLOC_POOL_SIZE - 1)) == 0 &&
+                   POOLALLOC_POOL_SIZE >= 4096 && POOLALLOC_POOL_SIZE <= (1 << 20),
+               "POOLALLOC_POOL_SIZE must be a power of two from 4 KiB to 1 MiB");
+_Static_assert((POOLALLOC_ARENA_SIZE & (POOLALLOC_ARENA_SIZE - 1)) == 0 &&
+                   POOLALLOC_ARENA_SIZE >= 2 * POOLALLOC_POOL_SIZE &&
+                   POOLALLOC_ARENA_SIZE <= (1 << 30),
+               "POOLALLOC_ARENA_SIZE must be a power of two, at least two pools, at most 1 GiB");
+
+/* ---- Pools ---------------------------------------------------------------- */
+
+typedef struct pa_block {
+  struct pa_block *next; /* the link lives in the first word of a free block */
+} pa_block;
+
+typedef struct pa_heap pa_heap;
+
+enum pa_pool_state {
+  PA_POOL_EMPTY = 0, /* on an arena's freepools stack */
+  PA_POOL_USED = 1,  /* in its heap's class list */
+  PA_POOL_FULL = 2,  /* in no list */
+};
+
+/* Lives at the start of every pool; 48 bytes, a multiple of 16, so blocks
+ * whose size is a multiple of 16 are 16-byte aligned. */
+typedef struct pa_pool {
+  pa_block *free;         /* blocks freed by the owner, reused first */
+  struct pa_pool *next;   /* class list (used) or freepools stack (empty) */
+  struct pa_pool *prev;   /* class list only */
+  pa_heap *owner;         /* the heap that allocates from this pool */
+  uint32_t count;         /* blocks handed out */
+  uint32_t nextoffset;    /* first never-used ("virgin") block: bump carving */
+  uint32_t maxnextoffset; /* nextoffset past this: the pool is carved out */
+  uint16_t block_size;
+  uint8_t size_class; /* PA_CLASS_NONE when never initialised */
+  uint8_t state;      /* enum pa_pool_state */
+} pa_pool;
+
+#define PA_POOL_HEADER_SIZE sizeof(pa_pool)
+#define PA_CLASS_NONE 0xff
+_Static_assert(sizeof(pa_pool) % 16 == 0, "pool header must keep 16-byte alignment");
+_Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
+
+static inline unsigned pa_size_class(size_t size) {
+  return (unsigned)((size - 1) >> PA_ALIGNMENT_SHIFT);
+}
+static inline size_t pa_class_block_size(unsigned size_class) {
+  return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
+}
+static inline size_t pa_pool_capacity(size_t block_size) {
+  return (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) / block_size;
+}
+static inline pa_pool *pa_pool_of(const void *p) {
+  return (pa_pool *)((uintptr_t)p & ~(uintptr_t)PA_POOL_MASK);
+}
+
+/* Hands out a block from the free list, else carves a virgin one; NULL when
+ * the pool has none left.  Inlined: this is the allocation fast path. */
+static inline void *pa_pool_take_block(pa_pool *pool) {
+  pa_block *block = pool->free;
+  if (__builtin_expect(block != NULL, 1)) {
+    pool->free = block->next;
+    pool->count++;
+    return block;
+  }
+  if (__builtin_expect(pool->nextoffset <= pool->maxnextoffset, 1)) {
+    block = (pa_block *)((char *)pool + pool->nextoffset);
+    pool->nextoffset += pool->block_size;
+    pool->count++;
+    return block;
+  }
+  return NULL;
+}
+
+void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class);
+void pool_link_front(pa_heap *heap, pa_pool *pool);
+void pool_unlink(pa_heap *heap, pa_pool *pool);
+void pool_mark_full(pa_heap *heap, pa_pool *pool);
+void pool_after_free(pa_heap *heap, pa_pool *pool);
+void pool_release_empty(pa_heap *heap, pa_pool *pool);
+extern pa_pool pa_empty_pool;
+
+/* The owner's free.  Two predictable branches; transitions are out of line. */
+static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
+  pa_block *block = (pa_block *)p;
+  block->next = pool->free;
+  pool->free = block;
+  if (__builtin_expect(--pool->count == 0 || pool->state == PA_POOL_FULL, 0))
+    pool_after_free(heap, pool);
+}
+
+/* ---- Thread heaps -------------------------------------------------------- */
+
+struct pa_heap {
+  pa_pool *used[PA_NUM_CLASSES]; /* first used pool per class, or &pa_empty_pool */
+  _Atomic(pa_block *) remote;    /* blocks other threads freed into our pools */
+  pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
+  pa_heap *next_abandoned;
+  bool abandoned;    /* its thread exited; waits for adoption */
+  unsigned long id;  /* stable number for reports */
+};
+
+/* The calling thread's heap; &pa_empty_heap until its first slow path, so the
+ * fast path needs no "initialised?" test (mimalloc's trick). */
+extern _Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-exec")));
+extern pa_heap pa_empty_heap;
+
+void *heap_malloc_slow(pa_heap *heap, size_t size);
+void heap_free_remote(pa_heap *owner, void *p);
+void heap_collect(pa_heap *heap);
+void heaps_collect_abandoned(void);
+size_t heaps_count(size_t *abandoned);
+
+/* ---- Arenas -------------------------------------------------------------- */
+
+typedef struct pa_arena {
+  uintptr_t base;             /* PA_ARENA_SIZE aligned */
+  uintptr_t pool_address;     /* next never-carved pool */
+  unsigned nfreepools;        /* empty pools on freepools + never-carved pools */
+  unsigned ntotalpools;
+  pa_pool *freepools;         /* empty pools, singly linked */
+  struct pa_arena *next;      /* usable list, ascending nfreepools */
+  struct pa_arena *prev;
+  struct pa_arena *all_next;  /* every arena held */
+  struct pa_arena *all_prev;
+} pa_arena;
+
+pa_pool *arena_take_pool(void);
+void arena_return_pool(pa_pool *pool);
+void arena_release_spare(void);
+void arenas_lock(void);
+void arenas_unlock(void);
+pa_arena *arenas_first(void);
+void arenas_counters(struct pa_stats *out);
+bool arenas_check_order(void);
+pa_arena *arenas_usable_head(void);
+
+/* ---- Address -> arena ---------------------------------------------------- */
+
+#define PA_ADDRESS_BITS 48
+#define PA_RADIX_KEY_BITS (PA_ADDRESS_BITS - PA_ARENA_BITS)
+#define PA_RADIX_LEAF_BITS (PA_RADIX_KEY_BITS / 2)
+#define PA_RADIX_ROOT_BITS (PA_RADIX_KEY_BITS - PA_RADIX_LEAF_BITS)
+#define PA_RADIX_ROOT_LEN ((size_t)1 << PA_RADIX_ROOT_BITS)
+#define PA_RADIX_LEAF_LEN ((size_t)1 << PA_RADIX_LEAF_BITS)
+
+typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
+extern _Atomic(pa_radix_leaf *) pa_radix_root[PA_RADIX_ROOT_LEN];
+
+/* Exact and never reads the memory at p: foreign pointers, NULL and
+ * addresses beyond 48 bits all answer NULL. */
+static inline pa_arena *pa_arena_of(const void *p) {
+  uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
+  uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
+  if (__builtin_expect(root_index >= PA_RADIX_ROOT_LEN, 0)) return NULL;
+  pa_radix_leaf *leaf = atomic_load_explicit(&pa_radix_root[root_index], memory_order_acquire);
+  if (__builtin_expect(leaf == NULL, 0)) return NULL;
+  return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
+}
+
+bool radix_register(uintptr_t base, pa_arena *arena);
+void radix_unregister(uintptr_t base);
+size_t radix_leaves(void);
+
+/* ---- Raw layer (large requests, foreign pointers) ------------------------ */
+
+void *raw_malloc(size_t size);
+void *raw_calloc(size_t count, size_t size);
+void *raw_realloc(void *p, size_t size);
+void *raw_aligned(size_t alignment, size_t size);
+void raw_free(void *p);
+size_t raw_usable_size(const void *p);
+void raw_counters(struct pa_stats *out);
+
+/* ---- Internal metadata (heap and arena records) -------------------------- */
+
+void *meta_alloc(size_t size);
+void meta_lock(void);
+void meta_unlock(void);
+
+/* ---- OS ------------------------------------------------------------------ */
+
+void *os_map(size_t size);
+void *os_map_aligned(size_t size, size_t alignment);
+void os_unmap(void *p, size_t size);
+/* Test hook: the next `countdown` maps succeed, the ones after fail, until
+ * reset with -1.  Exists so tests can prove exhaustion is survived. */
+void os_fail_after(long countdown);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Records for the allocator's own bookkeeping (thread heaps, arena records).
+ * They come from the OS in chunks, never from malloc (which may be us), and
+ * are never freed: their owners recycle them.
+ */
+
+#include "internal.h"
+
+#define META_CHUNK_SIZE (64 * 1024)
+
+static struct {
+  pthread_mutex_t lock;
+  char *cursor; /* next free byte in the current chunk */
+  size_t left;  /* bytes left in it */
+} meta = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void meta_lock(void) { pthread_mutex_lock(&meta.lock); }
+void meta_unlock(void) { pthread_mutex_unlock(&meta.lock); }
+
+/* Zeroed, 64-byte aligned (a cache line: heaps of different threads never
+ * share one). */
+void *meta_alloc(size_t size) {
+  size = (size + 63) & ~(size_t)63;
+  if (size > META_CHUNK_SIZE) return NULL;
+  pthread_mutex_lock(&meta.lock);
+  if (meta.left < size) {
+    char *chunk = os_map(META_CHUNK_SIZE);
+    if (chunk == NULL) {
+      pthread_mutex_unlock(&meta.lock);
+      return NULL;
+    }
+    meta.cursor = chunk;
+    meta.left = META_CHUNK_SIZE;
+  }
+  void *record = meta.cursor;
+  meta.cursor += size;
+  meta.left -= size;
+  pthread_mutex_unlock(&meta.lock);
+  return record; /* fresh mapping: already zero */
+}

@@ -1,0 +1,60 @@
+/*
+ * The only file that talks to the operating system: anonymous mappings for
+ * arenas, radix leaves and metadata.  Another OS gets another copy of this
+ * file and nothing else changes.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static struct {
+  /* Maps left before they start failing; -1 means never fail (os_fail_after). */
+  _Atomic long fail_countdown;
+} os = {.fail_countdown = -1};
+
+void os_fail_after(long countdown) {
+  atomic_store_explicit(&os.fail_countdown, countdown, memory_order_relaxed);
+}
+
+static bool os_injected_failure(void) {
+  long left = atomic_load_explicit(&os.fail_countdown, memory_order_relaxed);
+  while (left >= 0) {
+    if (left == 0) return true;
+    if (atomic_compare_exchange_weak_explicit(&os.fail_countdown, &left, left - 1,
+                                              memory_order_relaxed, memory_order_relaxed))
+      return false;
+  }
+  return false;
+}
+
+void *os_map(size_t size) {
+  if (os_injected_failure()) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return p;
+}
+
+void os_unmap(void *p, size_t size) {
+  munmap(p, size);
+}
+
+/* mmap only promises page alignment: map size + alignment and give back the
+ * ragged ends.  Arenas are taken rarely, so three syscalls are cheap. */
+void *os_map_aligned(size_t size, size_t alignment) {
+  char *raw = os_map(size + alignment);
+  if (raw == NULL) return NULL;
+  uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
+  size_t head = start - (uintptr_t)raw;
+  size_t tail = alignment - head;
+  if (head) os_unmap(raw, head);
+  if (tail) os_unmap((char *)start + size, tail);
+  return (void *)start;
+}

@@ -1,0 +1,72 @@
+/*
+ * Pools: one size class each, blocks carved lazily.
+ *
+ * A pool taken from an arena is initialised for the class of the request that
+ * took it: an empty free list and a bump offset at the first block, so only
+ * the blocks actually handed out are ever touched.  If the pool served the
+ * same class before it went empty, its free list is intact and is reused as
+ * it is (CPython does the same).
+ *
+ * State transitions, all by the owning heap:
+ *   used -> full    the pool has no free and no virgin block: unhooked, O(1)
+ *   full -> used    a block is freed into it: linked at the front of its
+ *                   class list, so the next request of that class reuses it
+ *   used -> empty   its last block is freed: back to the arena, unless it is
+ *                   the only pool of its class in the heap (kept, see
+ *                   internal.h)
+ */
+#include "internal.h"
+
+/* The pool every empty class list points at: no free block, no virgin block,
+ * so the fast path fails over to the slow path without testing for NULL. */
+pa_pool pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_CLASS_NONE};
+
+void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
+  pool->owner = owner;
+  pool->state = PA_POOL_USED;
+  pool->count = 0;
+  if (pool->size_class == size_class) return; /* free list still intact */
+  size_t block_size = pa_class_block_size(size_class);
+  pool->free = NULL;
+  pool->block_size = (uint16_t)block_size;
+  pool->size_class = (uint8_t)size_class;
+  pool->nextoffset = (uint32_t)PA_POOL_HEADER_SIZE;
+  pool->maxnextoffset = (uint32_t)(PA_POOL_SIZE - block_size);
+}
+
+void pool_link_front(pa_heap *heap, pa_pool *pool) {
+  pa_pool *first = heap->used[pool->size_class];
+  pool->prev = NULL;
+  pool->next = (first == &pa_empty_pool) ? NULL : first;
+  if (pool->next) pool->next->prev = pool;
+  heap->used[pool->size_class] = pool;
+}
+
+void pool_unlink(pa_heap *heap, pa_pool *pool) {
+  if (pool->prev)
+    pool->prev->next = pool->next;
+  else
+    heap->used[pool->size_class] = pool->next ? pool->next : &pa_empty_pool;
+  if (pool->next) pool->next->prev = pool->prev;
+  pool->next = pool->prev = NULL;
+}
+
+void pool_mark_full(pa_heap *heap, pa_pool *pool) {
+  pool_unlink(heap, pool);
+  pool->state = PA_POOL_FULL;
+}
+
+void pool_release_empty(pa_heap *heap, pa_pool *pool) {
+  pool_unlink(heap, pool);
+  arena_return_pool(pool);
+}
+
+void pool_after_free(pa_heap *heap, pa_pool *pool) {
+  if (pool->state == PA_POOL_FULL) {
+    pool->state = PA_POOL_USED;
+    pool_link_front(heap, pool);
+  }
+  if (pool->count != 0) return;
+  bool only_pool_of_class = heap->used[pool->size_class] == pool && pool->next == NULL;
+  if (!only_pool_of_class) pool_release_empty(heap, pool);
+}

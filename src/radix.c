@@ -1,0 +1,48 @@
+/*
+ * Address -> arena, as CPython 3.10+ does it (bpo-37448), simplified by
+ * poolalloc's arenas being aligned to their size: one leaf entry per arena.
+ *
+ * The key is address >> ARENA_BITS over 48-bit addresses; the root is a
+ * static array (untouched pages of it never become resident), leaves are
+ * mapped on first use and kept for the life of the process (one 256 KiB
+ * leaf covers 8 GiB of address space with the default arena size).
+ * Writers hold the arena lock; readers take no lock.
+ */
+#include "internal.h"
+
+_Atomic(pa_radix_leaf *) pa_radix_root[PA_RADIX_ROOT_LEN];
+
+static struct {
+  size_t leaves; /* guarded by the arena lock */
+} radix;
+
+static _Atomic(pa_arena *) *radix_slot(uintptr_t base, bool create) {
+  uintptr_t key = base >> PA_ARENA_BITS;
+  uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
+  if (root_index >= PA_RADIX_ROOT_LEN) return NULL;
+  pa_radix_leaf *leaf = atomic_load_explicit(&pa_radix_root[root_index], memory_order_acquire);
+  if (leaf == NULL) {
+    if (!create) return NULL;
+    leaf = os_map(sizeof(pa_radix_leaf));
+    if (leaf == NULL) return NULL;
+    radix.leaves++;
+    atomic_store_explicit(&pa_radix_root[root_index], leaf, memory_order_release);
+  }
+  return &(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)];
+}
+
+bool radix_register(uintptr_t base, pa_arena *arena) {
+  _Atomic(pa_arena *) *slot = radix_slot(base, true);
+  if (slot == NULL) return false;
+  atomic_store_explicit(slot, arena, memory_order_release);
+  return true;
+}
+
+void radix_unregister(uintptr_t base) {
+  _Atomic(pa_arena *) *slot = radix_slot(base, false);
+  if (slot) atomic_store_explicit(slot, NULL, memory_order_release);
+}
+
+size_t radix_leaves(void) {
+  return radix.leaves;
+}

@@ -1,0 +1,175 @@
+/* The public API's contracts: realloc across the 512-byte line, calloc
+ * overflow and zeroing, alignment, usable size, foreign pointers, and
+ * surviving exhaustion of the OS. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "internal.h"
+
+static void fill(unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed + i * 7);
+}
+static bool holds(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != (unsigned char)(seed + i * 7)) return false;
+  return true;
+}
+
+static void test_realloc(void) {
+  unsigned char *p = pa_realloc(NULL, 10); /* NULL: malloc */
+  CHECK(p != NULL && pa_arena_of(p) != NULL);
+  fill(p, 10, 1);
+  CHECK(pa_realloc(p, 16) == p); /* still fits its class */
+  CHECK(pa_realloc(p, 13) == p);
+  /* small -> large moves out of the pools, data intact */
+  unsigned char *q = pa_realloc(p, 2000);
+  CHECK(q != NULL && pa_arena_of(q) == NULL);
+  CHECK(holds(q, 10, 1));
+  fill(q, 2000, 3);
+  /* large -> small comes back into a pool, the kept prefix intact */
+  unsigned char *r = pa_realloc(q, 100);
+  CHECK(r != NULL && pa_arena_of(r) != NULL);
+  CHECK(holds(r, 100, 3));
+  /* shrinking far below the class moves to a smaller block */
+  fill(r, 100, 5);
+  unsigned char *s = pa_realloc(r, 20);
+  CHECK(s != r && pa_usable_size(s) < 100);
+  CHECK(holds(s, 20, 5));
+  /* growing within the small range */
+  unsigned char *t = pa_realloc(s, 500);
+  CHECK(holds(t, 20, 5));
+  CHECK_EQ(pa_usable_size(t), pa_class_block_size(pa_size_class(500)));
+  errno = 0;
+  CHECK(pa_realloc(t, 0) == NULL); /* glibc: frees, returns NULL */
+  void *huge = pa_malloc(100);
+  errno = 0;
+  CHECK(pa_realloc(huge, SIZE_MAX - 4096) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  CHECK(pa_usable_size(huge) >= 100); /* untouched on failure */
+  pa_free(huge);
+}
+
+static void test_calloc(void) {
+  errno = 0;
+  CHECK(pa_calloc(SIZE_MAX / 2, 3) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(pa_calloc((size_t)1 << 33, (size_t)1 << 33) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  unsigned char *dirty = pa_malloc(48);
+  memset(dirty, 0xab, 48);
+  pa_free(dirty);
+  unsigned char *clean = pa_calloc(6, 8); /* gets the dirty block back */
+  CHECK(clean == dirty);
+  bool zero = true;
+  for (int i = 0; i < 48; i++) zero &= clean[i] == 0;
+  CHECK(zero);
+  unsigned char *big = pa_calloc(1000, 10);
+  zero = true;
+  for (int i = 0; i < 10000; i++) zero &= big[i] == 0;
+  CHECK(zero);
+  pa_free(clean);
+  pa_free(big);
+  void *none = pa_calloc(0, 8);
+  CHECK(none != NULL);
+  pa_free(none);
+}
+
+static void test_huge_sizes(void) {
+  errno = 0;
+  CHECK(pa_malloc(SIZE_MAX) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(pa_malloc((size_t)PTRDIFF_MAX + 1) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+}
+
+static void test_alignment(void) {
+  for (size_t align = 1; align <= ((size_t)1 << 20); align <<= 1) {
+    for (size_t size = 1; size <= 4096; size = size * 3 + 1) {
+      void *p = pa_aligned_alloc(align, size);
+      CHECK(p != NULL);
+      CHECK_EQ((uintptr_t)p % align, 0);
+      CHECK(pa_usable_size(p) >= size);
+      memset(p, 0x5a, size);
+      pa_free(p);
+      void *q = NULL;
+      if (align >= sizeof(void *)) {
+        CHECK_EQ(pa_posix_memalign(&q, align, size), 0);
+        CHECK_EQ((uintptr_t)q % align, 0);
+        pa_free(q);
+      }
+    }
+  }
+  void *p = (void *)1;
+  errno = 0;
+  CHECK(pa_aligned_alloc(3, 16) == NULL);
+  CHECK_EQ(errno, EINVAL);
+  CHECK(pa_aligned_alloc(0, 16) == NULL);
+  CHECK_EQ(pa_posix_memalign(&p, 24, 16), EINVAL);
+  CHECK_EQ(pa_posix_memalign(&p, 4, 16), EINVAL);
+  CHECK(p == (void *)1); /* untouched on error */
+  CHECK_EQ(pa_posix_memalign(&p, 64, SIZE_MAX - 100), ENOMEM);
+}
+
+static void test_usable_size_and_foreign(void) {
+  CHECK_EQ(pa_usable_size(NULL), 0);
+  for (size_t n = 1; n < 10000; n += 37) {
+    void *p = pa_malloc(n);
+    CHECK(pa_usable_size(p) >= n);
+    pa_free(p);
+  }
+  pa_free(NULL);
+  struct pa_stats before, after;
+  pa_stats_get(&before);
+  void *foreign = malloc(64); /* not ours: pa_free hands it to the raw layer */
+  pa_free(foreign);
+  pa_stats_get(&after);
+  CHECK_EQ(after.raw_frees, before.raw_frees + 1);
+}
+
+/* Every map fails: requests that need a new arena get NULL and ENOMEM, the
+ * arenas already held keep serving, and once the OS gives memory again the
+ * same request succeeds. */
+static void test_exhaustion(void) {
+  void *keep = pa_malloc(8);
+  struct pa_stats before, after;
+  pa_stats_get(&before);
+  os_fail_after(0);
+  void *blocks[64 * PA_POOLS_PER_ARENA];
+  size_t got = 0;
+  errno = 0;
+  void *p;
+  while (got < sizeof blocks / sizeof *blocks && (p = pa_malloc(500)) != NULL) blocks[got++] = p;
+  CHECK_EQ(errno, ENOMEM);
+  CHECK(got < sizeof blocks / sizeof *blocks);
+  pa_stats_get(&after);
+  CHECK_EQ(after.arenas_allocated_total, before.arenas_allocated_total);
+  CHECK_EQ(after.classes[pa_size_class(500)].blocks_in_use, got);
+  void *small = pa_malloc(8); /* its pool has room: served */
+  CHECK(small != NULL);
+  os_fail_after(-1);
+  p = pa_malloc(500);
+  CHECK(p != NULL);
+  pa_free(p);
+  pa_free(small);
+  for (size_t i = 0; i < got; i++) pa_free(blocks[i]);
+  pa_free(keep);
+  pa_collect();
+  pa_stats_get(&after);
+  CHECK_EQ(after.arenas_current, 0);
+  CHECK_EQ(after.bytes_in_use, 0);
+}
+
+int main(void) {
+  test_realloc();
+  test_calloc();
+  test_huge_sizes();
+  test_alignment();
+  test_usable_size_and_foreign();
+  test_exhaustion();
+  return check_done();
+}

@@ -1,0 +1,107 @@
+/* Pools: lazy carving, LIFO reuse of freed blocks, and the used/full/empty
+ * transitions with their list membership. */
+#include "check.h"
+#include "internal.h"
+
+#define SIZE 15 /* the seeds' example: goes to the 16-byte class */
+
+static bool in_class_list(pa_pool *pool) {
+  for (pa_pool *p = pa_thread_heap->used[pool->size_class]; p && p != &pa_empty_pool; p = p->next)
+    if (p == pool) return true;
+  return false;
+}
+
+static bool on_arena_freepools(pa_pool *pool) {
+  for (pa_pool *p = pa_arena_of(pool)->freepools; p; p = p->next)
+    if (p == pool) return true;
+  return false;
+}
+
+static void test_lazy_carving_and_reuse(void) {
+  unsigned char *a = pa_malloc(SIZE);
+  pa_pool *pool = pa_pool_of(a);
+  CHECK_EQ(pool->state, PA_POOL_USED);
+  CHECK_EQ(pool->block_size, 16);
+  CHECK_EQ(pool->count, 1);
+  CHECK_EQ((uintptr_t)a - (uintptr_t)pool, PA_POOL_HEADER_SIZE);
+  CHECK_EQ(pool->nextoffset, PA_POOL_HEADER_SIZE + 16); /* only one block carved */
+  unsigned char *b = pa_malloc(SIZE);
+  CHECK(b == a + 16);
+  pa_free(a);
+  CHECK(pa_malloc(SIZE) == a); /* the freed block is reused first */
+  CHECK_EQ(pool->nextoffset, PA_POOL_HEADER_SIZE + 32);
+  pa_free(a);
+  pa_free(b);
+}
+
+static void test_transitions(void) {
+  size_t capacity = pa_pool_capacity(16);
+  void **blocks = pa_malloc((capacity + 1) * sizeof(void *));
+  for (size_t i = 0; i < capacity; i++) blocks[i] = pa_malloc(SIZE);
+  pa_pool *first = pa_pool_of(blocks[0]);
+  for (size_t i = 0; i < capacity; i++) CHECK(pa_pool_of(blocks[i]) == first);
+  CHECK_EQ(first->count, capacity);
+  CHECK_EQ(first->state, PA_POOL_USED); /* exhausted, noticed on next request */
+
+  blocks[capacity] = pa_malloc(SIZE);
+  pa_pool *second = pa_pool_of(blocks[capacity]);
+  CHECK(second != first);
+  CHECK_EQ(first->state, PA_POOL_FULL);
+  CHECK(!in_class_list(first)); /* full pools are in no list */
+  CHECK(pa_thread_heap->used[first->size_class] == second);
+
+  pa_free(blocks[5]); /* full -> used, at the front of the list */
+  CHECK_EQ(first->state, PA_POOL_USED);
+  CHECK(pa_thread_heap->used[first->size_class] == first);
+  CHECK(first->next == second && second->prev == first);
+  CHECK(pa_malloc(SIZE) == blocks[5]);
+
+  for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]); /* used -> empty */
+  CHECK_EQ(first->state, PA_POOL_EMPTY);
+  CHECK(!in_class_list(first));
+  CHECK(on_arena_freepools(first));
+  CHECK(pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
+
+  pa_free(blocks[capacity]); /* last pool of its class: kept, not bounced */
+  CHECK_EQ(second->state, PA_POOL_USED);
+  CHECK_EQ(second->count, 0);
+  CHECK(in_class_list(second));
+  pa_free(blocks);
+
+  pa_collect(); /* gives the kept pool back */
+  CHECK_EQ(second->state, PA_POOL_EMPTY);
+}
+
+/* A pool that went empty and serves the same class again keeps its free
+ * list; serving another class it is re-initialised. */
+static void test_empty_pool_reuse(void) {
+  void *a = pa_malloc(SIZE);
+  pa_pool *pool = pa_pool_of(a);
+  void *b = pa_malloc(SIZE);
+  pa_free(a);
+  pa_free(b);
+  pa_collect();
+  CHECK_EQ(pool->state, PA_POOL_EMPTY);
+  void *c = pa_malloc(SIZE);
+  CHECK(pa_pool_of(c) == pool);
+  CHECK(c == b); /* the old free list, intact */
+  pa_free(c);
+  pa_collect();
+  void *d = pa_malloc(100);
+  CHECK(pa_pool_of(d) == pool);
+  CHECK_EQ(pool->block_size, pa_class_block_size(pa_size_class(100)));
+  CHECK_EQ((uintptr_t)d - (uintptr_t)pool, PA_POOL_HEADER_SIZE);
+  pa_free(d);
+  pa_collect();
+}
+
+int main(void) {
+  /* A live block of another class keeps the arena mapped, so the tests can
+   * look at pools after pa_collect() has given them back. */
+  void *pin = pa_malloc(500);
+  test_lazy_carving_and_reuse();
+  test_transitions();
+  test_empty_pool_reuse();
+  pa_free(pin);
+  return check_done();
+}

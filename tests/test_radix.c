@@ -1,0 +1,63 @@
+/* Ownership lookup: exact for our blocks, NULL for everything else, and it
+ * never reads the memory it is asked about (the probes below point at
+ * unmapped and kernel addresses). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "check.h"
+#include "internal.h"
+
+static int static_variable;
+
+static void test_own_blocks(void) {
+  void *small = pa_malloc(64);
+  pa_arena *arena = pa_arena_of(small);
+  CHECK(arena != NULL);
+  CHECK((uintptr_t)small - arena->base < PA_ARENA_SIZE);
+  CHECK_EQ(arena->base % PA_ARENA_SIZE, 0);
+  /* every byte of the arena maps to it, the bytes around it do not */
+  CHECK(pa_arena_of((void *)arena->base) == arena);
+  CHECK(pa_arena_of((void *)(arena->base + PA_ARENA_SIZE - 1)) == arena);
+  CHECK(pa_arena_of((void *)(arena->base - 1)) != arena);
+  CHECK(pa_arena_of((void *)(arena->base + PA_ARENA_SIZE)) != arena);
+  pa_free(small);
+}
+
+static void test_foreign_pointers(void) {
+  int local = 0;
+  void *libc_block = malloc(32);
+  void *large = pa_malloc(4096); /* raw layer */
+  CHECK(pa_arena_of(NULL) == NULL);
+  CHECK(pa_arena_of(&local) == NULL);
+  CHECK(pa_arena_of(&static_variable) == NULL);
+  CHECK(pa_arena_of(libc_block) == NULL);
+  CHECK(pa_arena_of(large) == NULL);
+  CHECK(pa_arena_of((void *)(uintptr_t)-1) == NULL);
+  CHECK(pa_arena_of((void *)((uintptr_t)1 << 47)) == NULL);
+  CHECK(pa_arena_of((void *)((uintptr_t)1 << 60)) == NULL);
+  void *unmapped = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(pa_arena_of(unmapped) == NULL);
+  munmap(unmapped, 4096);
+  free(libc_block);
+  pa_free(large);
+}
+
+static void test_released_arena_forgotten(void) {
+  void *p = pa_malloc(200);
+  uintptr_t base = pa_arena_of(p)->base;
+  pa_free(p);
+  pa_collect(); /* nothing else lives: the arena goes back to the OS */
+  struct pa_stats s;
+  pa_stats_get(&s);
+  CHECK_EQ(s.arenas_current, 0);
+  CHECK(pa_arena_of((void *)base) == NULL);
+  CHECK_EQ(s.radix_leaves, 1); /* leaves stay; they are reused */
+}
+
+int main(void) {
+  test_own_blocks();
+  test_foreign_pointers();
+  test_released_arena_forgotten();
+  return check_done();
+}
