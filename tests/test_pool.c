@@ -50,17 +50,20 @@ static void test_transitions(void) {
   CHECK(!in_class_list(first)); /* full pools are in no list */
   CHECK(pa_thread_heap->used[first->size_class] == second);
 
-  pa_free(blocks[5]); /* full -> used, at the front of the list */
+  pa_free(blocks[5]); /* full -> used, at the back of the list */
   CHECK_EQ(first->state, PA_POOL_USED);
-  CHECK(pa_thread_heap->used[first->size_class] == first);
-  CHECK(first->next == second && second->prev == first);
-  CHECK(pa_malloc(SIZE) == blocks[5]);
+  CHECK(pa_thread_heap->used[first->size_class] == second);
+  CHECK(second->next == first && first->prev == second && first->next == NULL);
+  CHECK(pa_thread_heap->used_tail[first->size_class] == first);
+  blocks[5] = pa_malloc(SIZE); /* served by the head */
+  CHECK(pa_pool_of(blocks[5]) == second);
 
   for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]); /* used -> empty */
   CHECK_EQ(first->state, PA_POOL_EMPTY);
   CHECK(!in_class_list(first));
   CHECK(on_arena_freepools(first));
   CHECK(pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
+  CHECK(pa_thread_heap->used_tail[second->size_class] == second);
 
   pa_free(blocks[capacity]); /* last pool of its class: kept, not bounced */
   CHECK_EQ(second->state, PA_POOL_USED);

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks: glibc, jemalloc, tcmalloc, mimalloc and poolalloc
+# running the same source (bench/alloc_bench.c), then poolalloc's build
+# geometries against each other.  Writes bench/results/results.md.
+#
+#   instructions  valgrind --tool=callgrind, per malloc+free pair: the
+#                 difference between N and 2N pairs, divided by N, so start-up
+#                 costs cancel (the loop itself adds 11 instructions per pair)
+#   time          hyperfine, mean of several runs
+#   peak RSS      /usr/bin/time -f %M
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out=bench/results
+mkdir -p "$out"
+
+need_packages=()
+for pkg in libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev hyperfine time valgrind; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
+done
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "installing ${need_packages[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+libdir=/usr/lib/x86_64-linux-gnu
+declare -A preload=(
+  [glibc]=""
+  [jemalloc]="$libdir/libjemalloc.so.2"
+  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
+  [mimalloc]="$libdir/libmimalloc.so.2"
+)
+others=(glibc jemalloc tcmalloc mimalloc)
+
+# name:cmake-flags for each poolalloc geometry
+geometries=(
+  "8/4K/256K:-DPOOLALLOC_ALIGNMENT=8 -DPOOLALLOC_POOL_SIZE=4096 -DPOOLALLOC_ARENA_SIZE=262144"
+  "16/4K/256K:-DPOOLALLOC_ALIGNMENT=16 -DPOOLALLOC_POOL_SIZE=4096 -DPOOLALLOC_ARENA_SIZE=262144"
+  "8/16K/1M:-DPOOLALLOC_ALIGNMENT=8 -DPOOLALLOC_POOL_SIZE=16384 -DPOOLALLOC_ARENA_SIZE=1048576"
+  "16/16K/1M:-DPOOLALLOC_ALIGNMENT=16 -DPOOLALLOC_POOL_SIZE=16384 -DPOOLALLOC_ARENA_SIZE=1048576"
+)
+for entry in "${geometries[@]}"; do
+  name=${entry%%:*}
+  dir=build-bench-${name//\//-}
+  # shellcheck disable=SC2086
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF ${entry#*:} >/dev/null
+  cmake --build "$dir" -j"$(nproc)" --target alloc_bench_libc alloc_bench_pa >/dev/null
+done
+default_dir=build-bench-8-4K-256K
+
+PAIRS=200000
+CHURN=3000000
+XTHREAD=3000000
+HEAP=1000000
+
+# instructions per pair: run <env-preload> <binary> <size>
+instructions() {
+  local lib=$1 bin=$2 size=$3 a b
+  a=$(LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" pairs $PAIRS "$size" 2>&1 | awk '/Collected/ {print $4}')
+  b=$(LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" pairs $((2 * PAIRS)) "$size" 2>&1 | awk '/Collected/ {print $4}')
+  echo $(((b - a) / PAIRS))
+}
+
+peak_rss_kib() {
+  local lib=$1
+  shift
+  env LD_PRELOAD="$lib" /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1
+}
+
+mean_ms() { # from a hyperfine JSON export
+  python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$1"
+}
+
+timed() { # name lib bin workload args...
+  local name=$1 lib=$2 bin=$3
+  shift 3
+  hyperfine -N --warmup 1 --runs 5 --export-json "$out/$name.json" \
+    "env LD_PRELOAD=$lib $bin $*" >/dev/null
+  mean_ms "$out/$name.json"
+}
+
+table=$out/results.md
+{
+  echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
+  echo
+  echo "| allocator | instr/pair 16 B | instr/pair 8..512 B | churn ms | xthread ms | churn peak RSS KiB | xthread peak RSS KiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+} >"$table"
+
+row() { # name lib bin
+  local name=$1 lib=$2 bin=$3
+  local i16 imix tc tx rc rx
+  i16=$(instructions "$lib" "$bin" 16)
+  imix=$(instructions "$lib" "$bin" 0)
+  tc=$(timed "$name-churn" "$lib" "$bin" churn $CHURN)
+  tx=$(timed "$name-xthread" "$lib" "$bin" xthread $XTHREAD)
+  rc=$(peak_rss_kib "$lib" "$bin" churn $CHURN)
+  rx=$(peak_rss_kib "$lib" "$bin" xthread $XTHREAD)
+  echo "| $name | $i16 | $imix | $tc | $tx | $rc | $rx |" | tee -a "$table"
+}
+
+for name in "${others[@]}"; do
+  row "$name" "${preload[$name]}" "$root/$default_dir/bench/alloc_bench_libc"
+done
+row poolalloc "" "$root/$default_dir/bench/alloc_bench_pa"
+
+{
+  echo
+  echo "poolalloc geometries (alignment / pool / arena), heap workload of $HEAP live objects:"
+  echo
+  echo "| geometry | instr/pair 8..512 B | churn ms | heap: held vs asked | heap peak RSS KiB |"
+  echo "|---|---:|---:|---|---:|"
+} >>"$table"
+for entry in "${geometries[@]}"; do
+  name=${entry%%:*}
+  bin=$root/build-bench-${name//\//-}/bench/alloc_bench_pa
+  imix=$(instructions "" "$bin" 0)
+  tc=$(timed "geometry-${name//\//-}" "" "$bin" churn $CHURN)
+  held=$("$bin" heap $HEAP | sed -n 's/.*held \([0-9]*\) in \([0-9]*\) arenas (\([0-9.]*%\) overhead).*/\1 B, +\3/p')
+  rss=$(peak_rss_kib "" "$bin" heap $HEAP)
+  echo "| $name | $imix | $tc | $held | $rss |" | tee -a "$table"
+done
+echo
+echo "written to $table"
