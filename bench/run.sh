@@ -6,7 +6,7 @@
 #   instructions  valgrind --tool=callgrind, per malloc+free pair: the
 #                 difference between N and 2N pairs, divided by N, so start-up
 #                 costs cancel (the loop itself adds 11 instructions per pair)
-#   time          hyperfine, mean of several runs
+#   time          hyperfine, mean of 10 runs after 2 warm-ups
 #   peak RSS      /usr/bin/time -f %M
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,12 +53,20 @@ CHURN=3000000
 XTHREAD=3000000
 HEAP=1000000
 
-# instructions per pair: run <env-preload> <binary> <size>
+callgrind_total() { # lib bin args...
+  local lib=$1
+  shift
+  LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | awk '/Collected/ {print $4}'
+}
+
+# instructions per operation: lib bin workload N extra-args; the difference
+# between N and 2N operations over N, so start-up and tear-down cancel
 instructions() {
-  local lib=$1 bin=$2 size=$3 a b
-  a=$(LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" pairs $PAIRS "$size" 2>&1 | awk '/Collected/ {print $4}')
-  b=$(LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" pairs $((2 * PAIRS)) "$size" 2>&1 | awk '/Collected/ {print $4}')
-  echo $(((b - a) / PAIRS))
+  local lib=$1 bin=$2 workload=$3 n=$4 a b
+  shift 4
+  a=$(callgrind_total "$lib" "$bin" "$workload" "$n" "$@")
+  b=$(callgrind_total "$lib" "$bin" "$workload" $((2 * n)) "$@")
+  echo $(((b - a) / n))
 }
 
 peak_rss_kib() {
@@ -67,36 +75,39 @@ peak_rss_kib() {
   env LD_PRELOAD="$lib" /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1
 }
 
-mean_ms() { # from a hyperfine JSON export
-  python3 -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["mean"]*1000))' "$1"
+# "min (mean)" in ms from a hyperfine JSON export: on a shared machine the
+# minimum is the figure least disturbed by neighbours.
+min_mean_ms() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.0f (%.0f)" % (r["min"]*1000, r["mean"]*1000))' "$1"
 }
 
 timed() { # name lib bin workload args...
   local name=$1 lib=$2 bin=$3
   shift 3
-  hyperfine -N --warmup 1 --runs 5 --export-json "$out/$name.json" \
+  hyperfine -N --warmup 2 --runs 10 --export-json "$out/$name.json" \
     "env LD_PRELOAD=$lib $bin $*" >/dev/null
-  mean_ms "$out/$name.json"
+  min_mean_ms "$out/$name.json"
 }
 
 table=$out/results.md
 {
   echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
   echo
-  echo "| allocator | instr/pair 16 B | instr/pair 8..512 B | churn ms | xthread ms | churn peak RSS KiB | xthread peak RSS KiB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| allocator | instr/pair 16 B | instr/pair 8..512 B | instr/churn op | churn ms min (mean) | xthread ms min (mean) | churn peak RSS KiB | xthread peak RSS KiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 } >"$table"
 
 row() { # name lib bin
   local name=$1 lib=$2 bin=$3
-  local i16 imix tc tx rc rx
-  i16=$(instructions "$lib" "$bin" 16)
-  imix=$(instructions "$lib" "$bin" 0)
+  local i16 imix ichurn tc tx rc rx
+  i16=$(instructions "$lib" "$bin" pairs $PAIRS 16)
+  imix=$(instructions "$lib" "$bin" pairs $PAIRS 0)
+  ichurn=$(instructions "$lib" "$bin" churn $PAIRS)
   tc=$(timed "$name-churn" "$lib" "$bin" churn $CHURN)
   tx=$(timed "$name-xthread" "$lib" "$bin" xthread $XTHREAD)
   rc=$(peak_rss_kib "$lib" "$bin" churn $CHURN)
   rx=$(peak_rss_kib "$lib" "$bin" xthread $XTHREAD)
-  echo "| $name | $i16 | $imix | $tc | $tx | $rc | $rx |" | tee -a "$table"
+  echo "| $name | $i16 | $imix | $ichurn | $tc | $tx | $rc | $rx |" | tee -a "$table"
 }
 
 for name in "${others[@]}"; do
@@ -108,17 +119,18 @@ row poolalloc "" "$root/$default_dir/bench/alloc_bench_pa"
   echo
   echo "poolalloc geometries (alignment / pool / arena), heap workload of $HEAP live objects:"
   echo
-  echo "| geometry | instr/pair 8..512 B | churn ms | heap: held vs asked | heap peak RSS KiB |"
-  echo "|---|---:|---:|---|---:|"
+  echo "| geometry | instr/pair 8..512 B | instr/churn op | churn ms min (mean) | heap: held, over asked | heap peak RSS KiB |"
+  echo "|---|---:|---:|---:|---|---:|"
 } >>"$table"
 for entry in "${geometries[@]}"; do
   name=${entry%%:*}
   bin=$root/build-bench-${name//\//-}/bench/alloc_bench_pa
-  imix=$(instructions "" "$bin" 0)
+  imix=$(instructions "" "$bin" pairs $PAIRS 0)
+  ichurn=$(instructions "" "$bin" churn $PAIRS)
   tc=$(timed "geometry-${name//\//-}" "" "$bin" churn $CHURN)
   held=$("$bin" heap $HEAP | sed -n 's/.*held \([0-9]*\) in \([0-9]*\) arenas (\([0-9.]*%\) overhead).*/\1 B, +\3/p')
   rss=$(peak_rss_kib "" "$bin" heap $HEAP)
-  echo "| $name | $imix | $tc | $held | $rss |" | tee -a "$table"
+  echo "| $name | $imix | $ichurn | $tc | $held | $rss |" | tee -a "$table"
 done
 echo
 echo "written to $table"
