@@ -92,13 +92,12 @@ struct pa_stats {
   size_t arenas_current;         /* held now */
   /* pools in the arenas held now */
   size_t pools_used, pools_full, pools_empty, pools_untouched;
-  /* bytes: these six add up to arenas_current * arena_size */
+  /* bytes: these five add up to arenas_current * arena_size */
   size_t bytes_in_use;          /* in handed-out blocks (their class size) */
   size_t bytes_available;       /* in free blocks of used and full pools */
   size_t bytes_empty_pools;     /* in empty and never-touched pools */
   size_t bytes_pool_headers;    /* pool headers of used and full pools */
   size_t bytes_quantization;    /* tail of each pool too small for a block */
-  size_t bytes_arena_alignment; /* always 0: arenas are mapped aligned */
   /* raw layer (requests above the threshold, large alignments) */
   size_t raw_allocations, raw_frees, raw_bytes_in_use;
   /* thread heaps */

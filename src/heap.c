@@ -28,7 +28,6 @@ static struct {
   pthread_key_t exit_key; /* its destructor abandons the heap at thread exit */
   pa_heap *all;
   pa_heap *abandoned;
-  unsigned long next_id;
 } heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 static void heap_drain_remote(pa_heap *heap) {
@@ -124,7 +123,6 @@ static pa_heap *heap_acquire(void) {
     if (heap == NULL) return NULL;
     for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
     pthread_mutex_lock(&heaps.lock);
-    heap->id = ++heaps.next_id;
     heap->next_all = heaps.all;
     heaps.all = heap;
     pthread_mutex_unlock(&heaps.lock);

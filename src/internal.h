@@ -177,8 +177,7 @@ struct pa_heap {
   _Atomic(pa_block *) remote;    /* blocks other threads freed into our pools */
   pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
-  bool abandoned;    /* its thread exited; waits for adoption */
-  unsigned long id;  /* stable number for reports */
+  bool abandoned; /* its thread exited; waits for adoption */
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the

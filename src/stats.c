@@ -100,10 +100,8 @@ void pa_stats_print(FILE *out) {
   print_line(out, label, s.bytes_empty_pools);
   print_line(out, "# bytes lost to pool headers", s.bytes_pool_headers);
   print_line(out, "# bytes lost to quantization", s.bytes_quantization);
-  print_line(out, "# bytes lost to arena alignment", s.bytes_arena_alignment);
   print_line(out, "Total", s.bytes_in_use + s.bytes_available + s.bytes_empty_pools +
-                               s.bytes_pool_headers + s.bytes_quantization +
-                               s.bytes_arena_alignment);
+                               s.bytes_pool_headers + s.bytes_quantization);
   fputc('\n', out);
   print_line(out, "# pools used", s.pools_used);
   print_line(out, "# pools full", s.pools_full);
