@@ -98,8 +98,11 @@ struct pa_stats {
   size_t bytes_empty_pools;     /* in empty and never-touched pools */
   size_t bytes_pool_headers;    /* pool headers of used and full pools */
   size_t bytes_quantization;    /* tail of each pool too small for a block */
-  /* raw layer (requests above the threshold, large alignments) */
-  size_t raw_allocations, raw_frees, raw_bytes_in_use;
+  /* traffic: blocks the pools handed out, ever */
+  size_t small_allocations;
+  /* raw layer (requests above the threshold, large alignments, foreign
+   * pointers): calls, and bytes as the raw allocator sized them */
+  size_t raw_allocations, raw_frees, raw_bytes_in_use, raw_bytes_peak;
   /* thread heaps */
   size_t heaps, heaps_abandoned;
   size_t radix_leaves;

@@ -14,27 +14,9 @@
 
 #include "internal.h"
 
-void *pa_malloc(size_t size) {
-  if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
-    pa_pool *pool = pa_thread_heap->used[pa_size_class(size)];
-    void *block = pa_pool_take_block(pool);
-    if (__builtin_expect(block != NULL, 1)) return block;
-  }
-  return heap_malloc_slow(pa_thread_heap, size);
-}
+void *pa_malloc(size_t size) { return pa_malloc_fast(size); }
 
-void pa_free(void *p) {
-  if (__builtin_expect(pa_arena_of(p) == NULL, 0)) {
-    if (p) raw_free(p);
-    return;
-  }
-  pa_pool *pool = pa_pool_of(p);
-  pa_heap *heap = pa_thread_heap;
-  if (__builtin_expect(pool->owner == heap, 1))
-    pa_pool_free_local(heap, pool, p);
-  else
-    heap_free_remote(pool->owner, p);
-}
+void pa_free(void *p) { pa_free_fast(p); }
 
 void *pa_calloc(size_t count, size_t size) {
   size_t total;

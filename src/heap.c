@@ -14,6 +14,10 @@
  * is adopted or pa_collect() drains it.
  *
  * Lock order: heaps.lock, then the arena lock, then the meta lock.
+ *
+ * Nothing here calls malloc before the calling thread has its heap, so the
+ * library can be the process's malloc (src/override.c) and be entered again
+ * from inside pthread functions without deadlock.
  */
 #include <errno.h>
 
@@ -26,6 +30,7 @@ static struct {
   pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
   pthread_once_t once;
   pthread_key_t exit_key; /* its destructor abandons the heap at thread exit */
+  atomic_bool fork_handlers_registered;
   pa_heap *all;
   pa_heap *abandoned;
 } heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
@@ -105,7 +110,14 @@ static void heaps_fork_child(void) {
 }
 
 static void heaps_init_once(void) {
+  options_init();
   pthread_key_create(&heaps.exit_key, heap_thread_exit);
+}
+
+/* pthread_atfork may call malloc (glibc grows its handler list), so it runs
+ * once the calling thread has a heap: that malloc is then an ordinary one. */
+static void heaps_register_fork_handlers(void) {
+  if (atomic_exchange_explicit(&heaps.fork_handlers_registered, true, memory_order_acq_rel)) return;
   pthread_atfork(heaps_fork_prepare, heaps_fork_parent, heaps_fork_child);
 }
 
@@ -127,8 +139,9 @@ static pa_heap *heap_acquire(void) {
     heaps.all = heap;
     pthread_mutex_unlock(&heaps.lock);
   }
-  pa_thread_heap = heap;
+  pa_thread_heap = heap; /* before anything below may call malloc */
   pthread_setspecific(heaps.exit_key, heap);
+  heaps_register_fork_handlers();
   return heap;
 }
 
@@ -149,24 +162,26 @@ void *heap_malloc_slow(pa_heap *heap, size_t size) {
   unsigned cls = pa_size_class(size);
   for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
-    if (block) return block;
+    if (block) {
+      heap->small_allocations++;
+      return block;
+    }
     pool_mark_full(heap, pool);
   }
   pa_pool *pool = arena_take_pool();
   if (pool == NULL) return NULL;
   pool_init(pool, heap, cls);
   pool_link_front(heap, pool);
+  heap->small_allocations++;
   return pa_pool_take_block(pool);
 }
 
-size_t heaps_count(size_t *abandoned) {
-  size_t total = 0, left = 0;
+void heaps_counters(struct pa_stats *out) {
   pthread_mutex_lock(&heaps.lock);
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all) {
-    total++;
-    left += heap->abandoned;
+    out->heaps++;
+    out->heaps_abandoned += heap->abandoned;
+    out->small_allocations += heap->small_allocations;
   }
   pthread_mutex_unlock(&heaps.lock);
-  *abandoned = left;
-  return total;
 }

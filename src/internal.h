@@ -178,6 +178,7 @@ struct pa_heap {
   pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
   bool abandoned; /* its thread exited; waits for adoption */
+  size_t small_allocations; /* blocks handed out by this heap, ever */
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the
@@ -189,7 +190,7 @@ void *heap_malloc_slow(pa_heap *heap, size_t size);
 void heap_free_remote(pa_heap *owner, void *p);
 void heap_collect(pa_heap *heap);
 void heaps_collect_abandoned(void);
-size_t heaps_count(size_t *abandoned);
+void heaps_counters(struct pa_stats *out);
 
 /* ---- Arenas -------------------------------------------------------------- */
 
@@ -215,6 +216,16 @@ void arenas_counters(struct pa_stats *out);
 bool arenas_check_order(void);
 pa_arena *arenas_usable_head(void);
 
+/* ---- Raw layer (large requests, foreign pointers) ------------------------ */
+
+void *raw_malloc(size_t size);
+void *raw_calloc(size_t count, size_t size);
+void *raw_realloc(void *p, size_t size);
+void *raw_aligned(size_t alignment, size_t size);
+void raw_free(void *p);
+size_t raw_usable_size(const void *p);
+void raw_counters(struct pa_stats *out);
+
 /* ---- Address -> arena ---------------------------------------------------- */
 
 #define PA_ADDRESS_BITS 48
@@ -238,25 +249,53 @@ static inline pa_arena *pa_arena_of(const void *p) {
   return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
 
+/* ---- The fast paths, shared by pa_malloc/pa_free and the malloc override -- */
+
+static inline void *pa_malloc_fast(size_t size) {
+  pa_heap *heap = pa_thread_heap;
+  if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
+    void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
+    if (__builtin_expect(block != NULL, 1)) {
+      heap->small_allocations++;
+      return block;
+    }
+  }
+  return heap_malloc_slow(heap, size);
+}
+
+static inline void pa_free_fast(void *p) {
+  if (__builtin_expect(pa_arena_of(p) == NULL, 0)) {
+    if (p) raw_free(p);
+    return;
+  }
+  pa_pool *pool = pa_pool_of(p);
+  pa_heap *heap = pa_thread_heap;
+  if (__builtin_expect(pool->owner == heap, 1))
+    pa_pool_free_local(heap, pool, p);
+  else
+    heap_free_remote(pool->owner, p);
+}
+
 bool radix_register(uintptr_t base, pa_arena *arena);
 void radix_unregister(uintptr_t base);
 size_t radix_leaves(void);
-
-/* ---- Raw layer (large requests, foreign pointers) ------------------------ */
-
-void *raw_malloc(size_t size);
-void *raw_calloc(size_t count, size_t size);
-void *raw_realloc(void *p, size_t size);
-void *raw_aligned(size_t alignment, size_t size);
-void raw_free(void *p);
-size_t raw_usable_size(const void *p);
-void raw_counters(struct pa_stats *out);
 
 /* ---- Internal metadata (heap and arena records) -------------------------- */
 
 void *meta_alloc(size_t size);
 void meta_lock(void);
 void meta_unlock(void);
+
+/* ---- Options (POOLALLOC_* environment variables) ------------------------- */
+
+struct pa_options {
+  bool show_stats; /* POOLALLOC_SHOW_STATS: statistics to stderr at exit */
+  bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
+};
+extern struct pa_options pa_options;
+void options_init(void);
+/* A line to stderr with write(2): safe wherever malloc is not. */
+void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- OS ------------------------------------------------------------------ */
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -30,12 +31,13 @@ static bool os_injected_failure(void) {
 }
 
 void *os_map(size_t size) {
-  if (os_injected_failure()) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  bool injected = os_injected_failure();
+  void *p = injected ? MAP_FAILED
+                     : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
+    if (pa_options.verbose)
+      pa_message("poolalloc: mmap of %zu bytes failed: %s", size,
+                 injected ? "injected failure" : strerror(errno));
     errno = ENOMEM;
     return NULL;
   }

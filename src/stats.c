@@ -48,7 +48,7 @@ int pa_stats_get(struct pa_stats *s) {
   s->radix_leaves = radix_leaves();
   arenas_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
-  s->heaps = heaps_count(&s->heaps_abandoned);
+  heaps_counters(s);
   raw_counters(s);
   return 0;
 }
@@ -107,7 +107,11 @@ void pa_stats_print(FILE *out) {
   print_line(out, "# pools full", s.pools_full);
   print_line(out, "# thread heaps", s.heaps);
   print_line(out, "# thread heaps abandoned", s.heaps_abandoned);
+  fputc('\n', out);
+  print_line(out, "# blocks handed out by the pools", s.small_allocations);
+  print_line(out, "# peak bytes in arenas", s.arenas_highwater * s.arena_size);
   print_line(out, "# raw layer allocations", s.raw_allocations);
   print_line(out, "# raw layer frees", s.raw_frees);
   print_line(out, "# raw layer bytes in use", s.raw_bytes_in_use);
+  print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
 }

@@ -1,0 +1,58 @@
+/*
+ * Options from the environment, read once before the first heap is made,
+ * and the messages poolalloc writes.  Messages go straight to fd 2 with
+ * write(2): they may be written from inside malloc, where stdio is not safe.
+ */
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct pa_options pa_options;
+
+/* A copy of stderr taken at start-up: some programs close fd 2 before the
+ * destructors run (GNU coreutils' close_stdout does). */
+static int stats_fd = -1;
+
+static bool option_enabled(const char *name) {
+  const char *value = getenv(name);
+  return value && *value && strcmp(value, "0") != 0;
+}
+
+void options_init(void) {
+  pa_options.show_stats = option_enabled("POOLALLOC_SHOW_STATS");
+  pa_options.verbose = option_enabled("POOLALLOC_VERBOSE");
+  if (pa_options.show_stats) stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+  if (pa_options.verbose)
+    pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1; "
+               "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes",
+               pa_options.show_stats, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
+               PA_ARENA_SIZE);
+}
+
+void pa_message(const char *format, ...) {
+  char line[256];
+  va_list args;
+  va_start(args, format);
+  int n = vsnprintf(line, sizeof line - 1, format, args);
+  va_end(args);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
+  line[n++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+  (void)ignored;
+}
+
+/* POOLALLOC_SHOW_STATS: what passed through each layer, and the peaks. */
+__attribute__((destructor)) static void options_show_stats_at_exit(void) {
+  if (!pa_options.show_stats || stats_fd < 0) return;
+  FILE *out = fdopen(stats_fd, "w");
+  if (out == NULL) return;
+  fprintf(out, "poolalloc statistics at exit of process %d:\n", (int)getpid());
+  pa_stats_print(out);
+  fclose(out);
+}

@@ -1,0 +1,148 @@
+/*
+ * poolalloc as the process's malloc: the C library's allocation entry points
+ * and the C++ operators new and delete, for libpoolalloc-override.so
+ * (LD_PRELOAD) and libpoolalloc-override.a (link it first).
+ *
+ * Built from the same sources as the library with POOLALLOC_OVERRIDE, which
+ * makes the raw layer call glibc's __libc_malloc family instead of malloc.
+ * malloc and free inline the same fast paths as pa_malloc and pa_free.
+ *
+ * The C++ operators are defined here by their mangled names, in C, so C
+ * programs do not come to depend on libstdc++.  A throwing new that fails
+ * calls the program's new_handler, as C++ requires, and then throws
+ * std::bad_alloc through libstdc++'s std::__throw_bad_alloc; both are weak
+ * references, present whenever libstdc++ is loaded (and only C++ code calls
+ * the throwing operators).  This file is built with -fexceptions so the
+ * exception can unwind through it.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PA_EXPORT __attribute__((visibility("default")))
+
+PA_EXPORT void *malloc(size_t size) { return pa_malloc_fast(size); }
+PA_EXPORT void free(void *p) { pa_free_fast(p); }
+PA_EXPORT void *calloc(size_t count, size_t size) { return pa_calloc(count, size); }
+PA_EXPORT void *realloc(void *p, size_t size) { return pa_realloc(p, size); }
+PA_EXPORT size_t malloc_usable_size(void *p) { return pa_usable_size(p); }
+PA_EXPORT void *aligned_alloc(size_t alignment, size_t size) {
+  return pa_aligned_alloc(alignment, size);
+}
+PA_EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+  return pa_posix_memalign(out, alignment, size);
+}
+
+PA_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return pa_realloc(p, total);
+}
+
+/* glibc's memalign takes any alignment and rounds it up to a power of two. */
+PA_EXPORT void *memalign(size_t alignment, size_t size) {
+  if (alignment > ((size_t)1 << (sizeof(size_t) * 8 - 1))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t power = 1;
+  while (power < alignment) power <<= 1;
+  return pa_aligned_alloc(power, size);
+}
+
+static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+PA_EXPORT void *valloc(size_t size) { return pa_aligned_alloc(page_size(), size); }
+
+/* The size rounded up to whole pages (one page for 0). */
+PA_EXPORT void *pvalloc(size_t size) {
+  size_t page = page_size();
+  size_t rounded;
+  if (__builtin_add_overflow(size, page - 1, &rounded)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  rounded &= ~(page - 1);
+  return pa_aligned_alloc(page, rounded ? rounded : page);
+}
+
+/* ---- C++ ------------------------------------------------------------------ */
+
+typedef void (*pa_new_handler)(void);
+extern pa_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak)); /* std::get_new_handler */
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc */
+
+static void *new_allocate(size_t size, size_t alignment) {
+  return alignment ? pa_aligned_alloc(alignment, size) : pa_malloc_fast(size);
+}
+
+/* What operator new does when memory runs out: call the new_handler until it
+ * gives up, then throw (or return NULL for the nothrow forms). */
+__attribute__((noinline)) static void *new_out_of_memory(size_t size, size_t alignment,
+                                                        bool nothrow) {
+  for (;;) {
+    pa_new_handler handler = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+    if (handler == NULL) break;
+    handler();
+    void *p = new_allocate(size, alignment);
+    if (p) return p;
+  }
+  if (nothrow) return NULL;
+  if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
+  pa_message("poolalloc: operator new(%zu): out of memory", size);
+  abort();
+}
+
+static inline void *new_impl(size_t size, size_t alignment, bool nothrow) {
+  void *p = new_allocate(size, alignment);
+  return __builtin_expect(p != NULL, 1) ? p : new_out_of_memory(size, alignment, nothrow);
+}
+
+/* Itanium C++ ABI names: m = size_t, Pv = void *, RKSt9nothrow_t = const
+ * std::nothrow_t &, St11align_val_t = std::align_val_t (a size_t). */
+#define NOTHROW const void *
+PA_EXPORT void *_Znwm(size_t n) { return new_impl(n, 0, false); }
+PA_EXPORT void *_Znam(size_t n) { return new_impl(n, 0, false); }
+PA_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, NOTHROW t) { (void)t; return new_impl(n, 0, true); }
+PA_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, NOTHROW t) { (void)t; return new_impl(n, 0, true); }
+PA_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
+PA_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a) { return new_impl(n, a, false); }
+PA_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, NOTHROW t) {
+  (void)t;
+  return new_impl(n, a, true);
+}
+PA_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, NOTHROW t) {
+  (void)t;
+  return new_impl(n, a, true);
+}
+
+PA_EXPORT void _ZdlPv(void *p) { pa_free_fast(p); }
+PA_EXPORT void _ZdaPv(void *p) { pa_free_fast(p); }
+PA_EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; pa_free_fast(p); }
+PA_EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; pa_free_fast(p); }
+PA_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(p); }
+PA_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(p); }
+PA_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(p); }
+PA_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(p); }
+PA_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
+  (void)n, (void)a;
+  pa_free_fast(p);
+}
+PA_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
+  (void)n, (void)a;
+  pa_free_fast(p);
+}
+PA_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, NOTHROW t) {
+  (void)a, (void)t;
+  pa_free_fast(p);
+}
+PA_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, NOTHROW t) {
+  (void)a, (void)t;
+  pa_free_fast(p);
+}

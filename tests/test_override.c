@@ -1,0 +1,166 @@
+/* The malloc override: every C entry point, run once with poolalloc
+ * preloaded and once linked with libpoolalloc-override.a.  The program
+ * calls only the C library's names; pa_stats_get (weak) shows that
+ * poolalloc is the one answering. */
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "poolalloc.h"
+
+extern int pa_stats_get(struct pa_stats *) __attribute__((weak));
+void *__libc_malloc(size_t size);
+void *__libc_memalign(size_t alignment, size_t size);
+
+static void *early; /* allocated before main, by a constructor */
+__attribute__((constructor)) static void allocate_early(void) { early = malloc(24); }
+
+static size_t small_allocations(void) {
+  struct pa_stats s;
+  pa_stats_get(&s);
+  return s.small_allocations;
+}
+
+static void test_served_by_poolalloc(void) {
+  CHECK(pa_stats_get != NULL);
+  if (pa_stats_get == NULL) return;
+  size_t before = small_allocations();
+  void *p = malloc(16);
+  char *s = strdup("the C library's own callers reach poolalloc too");
+  CHECK_EQ(small_allocations(), before + 2);
+  CHECK_EQ(malloc_usable_size(p), 16);
+  free(p);
+  free(s);
+  CHECK(early != NULL && malloc_usable_size(early) == 24);
+  free(early);
+}
+
+static void test_aligned_entry_points(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  bool aligned = true, usable = true;
+  for (size_t align = 8; align <= ((size_t)1 << 20); align <<= 1) {
+    for (size_t size = 1; size <= 5000; size = size * 5 + 3) {
+      void *a = NULL;
+      CHECK_EQ(posix_memalign(&a, align, size), 0);
+      void *b = aligned_alloc(align, size);
+      void *c = memalign(align, size);
+      aligned &= (uintptr_t)a % align == 0 && (uintptr_t)b % align == 0 && (uintptr_t)c % align == 0;
+      usable &= malloc_usable_size(a) >= size && malloc_usable_size(b) >= size &&
+                malloc_usable_size(c) >= size;
+      memset(a, 1, size);
+      memset(b, 2, size);
+      memset(c, 3, size);
+      free(a);
+      free(b);
+      free(c);
+    }
+  }
+  CHECK(aligned);
+  CHECK(usable);
+  void *v = valloc(100);
+  CHECK_EQ((uintptr_t)v % page, 0);
+  free(v);
+  void *pv = pvalloc(page + 1);
+  CHECK_EQ((uintptr_t)pv % page, 0);
+  CHECK(malloc_usable_size(pv) >= 2 * page);
+  free(pv);
+  void *m = memalign(48, 10); /* rounded up to 64, as glibc does */
+  CHECK_EQ((uintptr_t)m % 64, 0);
+  free(m);
+}
+
+static void test_errors(void) {
+  /* through a volatile, so the compiler cannot see the sizes are absurd */
+  volatile size_t half = SIZE_MAX / 2, quarter = SIZE_MAX / 4, max = SIZE_MAX;
+  void *p = (void *)1;
+  CHECK_EQ(posix_memalign(&p, 3, 16), EINVAL);
+  CHECK_EQ(posix_memalign(&p, 24, 16), EINVAL);
+  CHECK(p == (void *)1);
+  errno = 0;
+  CHECK(aligned_alloc(3, 16) == NULL);
+  CHECK_EQ(errno, EINVAL);
+  errno = 0;
+  CHECK(reallocarray(NULL, half, 3) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(calloc(quarter, 8) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(malloc(max - 64) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  errno = 0;
+  CHECK(pvalloc(max - 10) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  int *a = reallocarray(NULL, 10, sizeof(int));
+  for (int i = 0; i < 10; i++) a[i] = i;
+  a = reallocarray(a, 1000, sizeof(int));
+  CHECK(a[9] == 9);
+  free(a);
+  CHECK_EQ(malloc_usable_size(NULL), 0);
+  void *r = realloc(NULL, 10);
+  CHECK(r != NULL);
+  CHECK(realloc(r, 0) == NULL);
+  free(NULL);
+}
+
+/* Memory the C library handed out itself (as before poolalloc starts) is
+ * routed back to it by free, realloc and malloc_usable_size. */
+static void test_foreign_pointers(void) {
+  char *libc_block = __libc_malloc(100);
+  strcpy(libc_block, "from glibc");
+  CHECK(malloc_usable_size(libc_block) >= 100);
+  libc_block = realloc(libc_block, 3000);
+  CHECK(strcmp(libc_block, "from glibc") == 0);
+  free(libc_block);
+  void *aligned = __libc_memalign(4096, 50);
+  CHECK(malloc_usable_size(aligned) >= 50);
+  free(aligned);
+}
+
+static void *thread_body(void *arg) {
+  void **slot = arg;
+  for (int i = 0; i < 10000; i++) free(malloc((size_t)(i % 700) + 1));
+  *slot = malloc(40); /* freed by main after this thread is gone */
+  return NULL;
+}
+
+static void test_threads_and_fork(void) {
+  pthread_t threads[8];
+  void *left[8];
+  for (int i = 0; i < 8; i++) pthread_create(&threads[i], NULL, thread_body, &left[i]);
+  pid_t pid = fork(); /* while the threads run */
+  if (pid == 0) {
+    void *blocks[500];
+    for (int i = 0; i < 500; i++) blocks[i] = malloc((size_t)i + 1);
+    for (int i = 0; i < 500; i++) free(blocks[i]);
+    _exit(blocks[499] ? 0 : 1);
+  }
+  int status = -1;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  for (int i = 0; i < 8; i++) pthread_join(threads[i], NULL);
+  for (int i = 0; i < 8; i++) {
+    CHECK_EQ(malloc_usable_size(left[i]), 40);
+    free(left[i]);
+  }
+  if (pa_stats_get == NULL) return;
+  struct pa_stats s;
+  pa_stats_get(&s);
+  CHECK_EQ(s.heaps_abandoned + 1, s.heaps); /* every exited thread gave its heap up */
+}
+
+int main(void) {
+  test_served_by_poolalloc();
+  test_aligned_entry_points();
+  test_errors();
+  test_foreign_pointers();
+  test_threads_and_fork();
+  return check_done();
+}
