@@ -71,20 +71,21 @@ static void test_aligned_entry_points(void) {
   CHECK_EQ((uintptr_t)pv % page, 0);
   CHECK(malloc_usable_size(pv) >= 2 * page);
   free(pv);
-  void *m = memalign(48, 10); /* rounded up to 64, as glibc does */
+  volatile size_t not_a_power = 48;
+  void *m = memalign(not_a_power, 10); /* rounded up to 64, as glibc does */
   CHECK_EQ((uintptr_t)m % 64, 0);
   free(m);
 }
 
 static void test_errors(void) {
   /* through a volatile, so the compiler cannot see the sizes are absurd */
-  volatile size_t half = SIZE_MAX / 2, quarter = SIZE_MAX / 4, max = SIZE_MAX;
+  volatile size_t half = SIZE_MAX / 2, quarter = SIZE_MAX / 4, max = SIZE_MAX, three = 3;
   void *p = (void *)1;
   CHECK_EQ(posix_memalign(&p, 3, 16), EINVAL);
   CHECK_EQ(posix_memalign(&p, 24, 16), EINVAL);
   CHECK(p == (void *)1);
   errno = 0;
-  CHECK(aligned_alloc(3, 16) == NULL);
+  CHECK(aligned_alloc(three, 16) == NULL);
   CHECK_EQ(errno, EINVAL);
   errno = 0;
   CHECK(reallocarray(NULL, half, 3) == NULL);
