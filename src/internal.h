@@ -289,7 +289,7 @@ void meta_unlock(void);
 /* ---- Options (POOLALLOC_* environment variables) ------------------------- */
 
 struct pa_options {
-  bool show_stats; /* POOLALLOC_SHOW_STATS: statistics to stderr at exit */
+  bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
 };
 extern struct pa_options pa_options;

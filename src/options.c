@@ -14,9 +14,12 @@
 
 struct pa_options pa_options;
 
-/* A copy of stderr taken at start-up: some programs close fd 2 before the
- * destructors run (GNU coreutils' close_stdout does). */
+/* Where the statistics go at exit: a copy of stderr taken at start-up (some
+ * programs close fd 2 before the destructors run, as GNU coreutils'
+ * close_stdout does), or the file POOLALLOC_SHOW_STATS names, to which every
+ * process appends (child processes' stderr stays clean). */
 static int stats_fd = -1;
+static const char *stats_path;
 
 static bool option_enabled(const char *name) {
   const char *value = getenv(name);
@@ -25,8 +28,11 @@ static bool option_enabled(const char *name) {
 
 void options_init(void) {
   pa_options.show_stats = option_enabled("POOLALLOC_SHOW_STATS");
+  const char *target = getenv("POOLALLOC_SHOW_STATS");
+  if (pa_options.show_stats && strchr(target, '/')) stats_path = target;
   pa_options.verbose = option_enabled("POOLALLOC_VERBOSE");
-  if (pa_options.show_stats) stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+  if (pa_options.show_stats && stats_path == NULL)
+    stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)
     pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes",
@@ -49,9 +55,15 @@ void pa_message(const char *format, ...) {
 
 /* POOLALLOC_SHOW_STATS: what passed through each layer, and the peaks. */
 __attribute__((destructor)) static void options_show_stats_at_exit(void) {
-  if (!pa_options.show_stats || stats_fd < 0) return;
-  FILE *out = fdopen(stats_fd, "w");
+  if (!pa_options.show_stats) return;
+  int fd = stats_path ? open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : stats_fd;
+  if (fd < 0) return;
+  FILE *out = fdopen(fd, "w");
   if (out == NULL) return;
+  /* One buffer for the whole report: a single write(2), so reports of
+   * processes exiting together do not interleave in an appended file. */
+  static char report[64 * 1024];
+  setvbuf(out, report, _IOFBF, sizeof report);
   fprintf(out, "poolalloc statistics at exit of process %d:\n", (int)getpid());
   pa_stats_print(out);
   fclose(out);

@@ -22,6 +22,13 @@ void *__libc_memalign(size_t alignment, size_t size);
 static void *early; /* allocated before main, by a constructor */
 __attribute__((constructor)) static void allocate_early(void) { early = malloc(24); }
 
+/* The block size poolalloc gives n bytes in this build. */
+static size_t class_size(size_t n) {
+  struct pa_stats s;
+  pa_stats_get(&s);
+  return (n + s.alignment - 1) / s.alignment * s.alignment;
+}
+
 static size_t small_allocations(void) {
   struct pa_stats s;
   pa_stats_get(&s);
@@ -38,7 +45,7 @@ static void test_served_by_poolalloc(void) {
   CHECK_EQ(malloc_usable_size(p), 16);
   free(p);
   free(s);
-  CHECK(early != NULL && malloc_usable_size(early) == 24);
+  CHECK(early != NULL && malloc_usable_size(early) == class_size(24));
   free(early);
 }
 
@@ -148,7 +155,7 @@ static void test_threads_and_fork(void) {
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   for (int i = 0; i < 8; i++) pthread_join(threads[i], NULL);
   for (int i = 0; i < 8; i++) {
-    CHECK_EQ(malloc_usable_size(left[i]), 40);
+    if (pa_stats_get) CHECK_EQ(malloc_usable_size(left[i]), class_size(40));
     free(left[i]);
   }
   if (pa_stats_get == NULL) return;
