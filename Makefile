@@ -45,6 +45,7 @@ test-geometry:
 
 bench:
 	bench/run.sh
+	bench/python.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry bench/results

@@ -6,30 +6,9 @@
 #   instructions  valgrind --tool=callgrind, per malloc+free pair: the
 #                 difference between N and 2N pairs, divided by N, so start-up
 #                 costs cancel (the loop itself adds 11 instructions per pair)
-#   time          hyperfine, mean of 10 runs after 2 warm-ups
+#   time          hyperfine, 10 runs after 2 warm-ups: minimum (mean)
 #   peak RSS      /usr/bin/time -f %M
-set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
-out=bench/results
-mkdir -p "$out"
-
-need_packages=()
-for pkg in libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev hyperfine time valgrind; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
-done
-if [ ${#need_packages[@]} -gt 0 ]; then
-  echo "installing ${need_packages[*]}"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
-fi
-
-libdir=/usr/lib/x86_64-linux-gnu
-declare -A preload=(
-  [glibc]=""
-  [jemalloc]="$libdir/libjemalloc.so.2"
-  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
-  [mimalloc]="$libdir/libmimalloc.so.2"
-)
+. "$(dirname "$0")/common.sh"
 others=(glibc jemalloc tcmalloc mimalloc)
 
 # name:cmake-flags for each poolalloc geometry
@@ -69,29 +48,15 @@ instructions() {
   echo $(((b - a) / n))
 }
 
-peak_rss_kib() {
-  local lib=$1
-  shift
-  env LD_PRELOAD="$lib" /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1
-}
-
-# "min (mean)" in ms from a hyperfine JSON export: on a shared machine the
-# minimum is the figure least disturbed by neighbours.
-min_mean_ms() {
-  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.0f (%.0f)" % (r["min"]*1000, r["mean"]*1000))' "$1"
-}
-
-timed() { # name lib bin workload args...
+timed_bin() { # name lib bin workload args...
   local name=$1 lib=$2 bin=$3
   shift 3
-  hyperfine -N --warmup 2 --runs 10 --export-json "$out/$name.json" \
-    "env LD_PRELOAD=$lib $bin $*" >/dev/null
-  min_mean_ms "$out/$name.json"
+  timed "$name" env LD_PRELOAD="$lib" "$bin" "$@"
 }
 
 table=$out/results.md
 {
-  echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
+  machine_line
   echo
   echo "| allocator | instr/pair 16 B | instr/pair 8..512 B | instr/churn op | churn ms min (mean) | xthread ms min (mean) | churn peak RSS KiB | xthread peak RSS KiB |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -103,8 +68,8 @@ row() { # name lib bin
   i16=$(instructions "$lib" "$bin" pairs $PAIRS 16)
   imix=$(instructions "$lib" "$bin" pairs $PAIRS 0)
   ichurn=$(instructions "$lib" "$bin" churn $PAIRS)
-  tc=$(timed "$name-churn" "$lib" "$bin" churn $CHURN)
-  tx=$(timed "$name-xthread" "$lib" "$bin" xthread $XTHREAD)
+  tc=$(timed_bin "$name-churn" "$lib" "$bin" churn $CHURN)
+  tx=$(timed_bin "$name-xthread" "$lib" "$bin" xthread $XTHREAD)
   rc=$(peak_rss_kib "$lib" "$bin" churn $CHURN)
   rx=$(peak_rss_kib "$lib" "$bin" xthread $XTHREAD)
   echo "| $name | $i16 | $imix | $ichurn | $tc | $tx | $rc | $rx |" | tee -a "$table"
@@ -127,7 +92,7 @@ for entry in "${geometries[@]}"; do
   bin=$root/build-bench-${name//\//-}/bench/alloc_bench_pa
   imix=$(instructions "" "$bin" pairs $PAIRS 0)
   ichurn=$(instructions "" "$bin" churn $PAIRS)
-  tc=$(timed "geometry-${name//\//-}" "" "$bin" churn $CHURN)
+  tc=$(timed_bin "geometry-${name//\//-}" "" "$bin" churn $CHURN)
   held=$("$bin" heap $HEAP | sed -n 's/.*held \([0-9]*\) in \([0-9]*\) arenas (\([0-9.]*%\) overhead).*/\1 B, +\3/p')
   rss=$(peak_rss_kib "" "$bin" heap $HEAP)
   echo "| $name | $imix | $ichurn | $tc | $held | $rss |" | tee -a "$table"

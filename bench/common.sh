@@ -1,0 +1,46 @@
+# Helpers shared by bench/run.sh and bench/python.sh.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+out=bench/results
+mkdir -p "$out"
+
+need_packages=()
+for pkg in libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev hyperfine time valgrind; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
+done
+if [ ${#need_packages[@]} -gt 0 ]; then
+  echo "installing ${need_packages[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+libdir=/usr/lib/x86_64-linux-gnu
+declare -A preload=(
+  [glibc]=""
+  [jemalloc]="$libdir/libjemalloc.so.2"
+  [tcmalloc]="$libdir/libtcmalloc_minimal.so.4"
+  [mimalloc]="$libdir/libmimalloc.so.2"
+)
+
+peak_rss_kib() { # lib command...
+  local lib=$1
+  shift
+  env LD_PRELOAD="$lib" /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1
+}
+
+# "min (mean)" in ms from a hyperfine JSON export: on a shared machine the
+# minimum is the figure least disturbed by neighbours.
+min_mean_ms() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%.0f (%.0f)" % (r["min"]*1000, r["mean"]*1000))' "$1"
+}
+
+timed() { # name command...: hyperfine, 10 runs after 2 warm-ups
+  local name=$1
+  shift
+  hyperfine -N --warmup 2 --runs 10 --export-json "$out/$name.json" "$*" >/dev/null
+  min_mean_ms "$out/$name.json"
+}
+
+machine_line() {
+  echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
+}
