@@ -52,6 +52,7 @@ static pa_arena *arena_new(void) {
     arenas.unused = arena;
     return NULL;
   }
+  track_noaccess(base, PA_ARENA_SIZE);
   *arena = (pa_arena){.base = (uintptr_t)base,
                       .pool_address = (uintptr_t)base,
                       .nfreepools = PA_POOLS_PER_ARENA,
@@ -105,6 +106,7 @@ static pa_pool *arena_pop_pool(pa_arena *arena) {
   }
   pool = (pa_pool *)arena->pool_address;
   arena->pool_address += PA_POOL_SIZE;
+  track_undefined(pool, PA_POOL_HEADER_SIZE);
   pool->size_class = PA_CLASS_NONE;
   return pool;
 }

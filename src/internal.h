@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "poolalloc.h"
+#include "track.h"
 
 /* Nothing declared here leaves the shared library; it also lets the compiler
  * reach these globals without going through the GOT. */
@@ -132,14 +133,17 @@ static inline pa_pool *pa_pool_of(const void *p) {
 static inline void *pa_pool_take_block(pa_pool *pool) {
   pa_block *block = pool->free;
   if (__builtin_expect(block != NULL, 1)) {
+    track_link_read(block);
     pool->free = block->next;
     pool->count++;
+    track_malloc(block, pool->block_size);
     return block;
   }
   if (__builtin_expect(pool->nextoffset <= pool->maxnextoffset, 1)) {
     block = (pa_block *)((char *)pool + pool->nextoffset);
     pool->nextoffset += pool->block_size;
     pool->count++;
+    track_malloc(block, pool->block_size);
     return block;
   }
   return NULL;
@@ -270,6 +274,7 @@ static inline void pa_free_fast(void *p) {
   }
   pa_pool *pool = pa_pool_of(p);
   pa_heap *heap = pa_thread_heap;
+  track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1))
     pa_pool_free_local(heap, pool, p);
   else
