@@ -115,8 +115,8 @@ typedef struct pa_pool {
 _Static_assert(sizeof(pa_pool) % 16 == 0, "pool header must keep 16-byte alignment");
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
 
-static inline unsigned pa_size_class(size_t size) {
-  return (unsigned)((size - 1) >> PA_ALIGNMENT_SHIFT);
+static inline size_t pa_size_class(size_t size) {
+  return (size - 1) >> PA_ALIGNMENT_SHIFT;
 }
 static inline size_t pa_class_block_size(unsigned size_class) {
   return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
@@ -134,8 +134,8 @@ static inline void *pa_pool_take_block(pa_pool *pool) {
   pa_block *block = pool->free;
   if (__builtin_expect(block != NULL, 1)) {
     track_link_read(block);
+    pool->count++; /* first: then it compiles to one add to memory */
     pool->free = block->next;
-    pool->count++;
     track_malloc(block, pool->block_size);
     return block;
   }
