@@ -307,8 +307,9 @@ void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void *os_map(size_t size);
 void *os_map_aligned(size_t size, size_t alignment);
 void os_unmap(void *p, size_t size);
-/* Test hook: the next `countdown` maps succeed, the ones after fail, until
- * reset with -1.  Exists so tests can prove exhaustion is survived. */
+/* Fault injection: the next `countdown` maps succeed, the ones after fail,
+ * until reset with -1 (also POOLALLOC_FAIL_MAPS_AFTER=N at start-up), so
+ * tests can prove that exhaustion is survived. */
 void os_fail_after(long countdown);
 
 #pragma GCC visibility pop

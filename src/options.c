@@ -31,6 +31,8 @@ void options_init(void) {
   const char *target = getenv("POOLALLOC_SHOW_STATS");
   if (pa_options.show_stats && strchr(target, '/')) stats_path = target;
   pa_options.verbose = option_enabled("POOLALLOC_VERBOSE");
+  const char *fail_after = getenv("POOLALLOC_FAIL_MAPS_AFTER");
+  if (fail_after && *fail_after) os_fail_after(strtol(fail_after, NULL, 10));
   if (pa_options.show_stats && stats_path == NULL)
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)
