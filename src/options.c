@@ -21,16 +21,15 @@ struct pa_options pa_options;
 static int stats_fd = -1;
 static const char *stats_path;
 
-static bool option_enabled(const char *name) {
-  const char *value = getenv(name);
+static bool option_enabled(const char *value) {
   return value && *value && strcmp(value, "0") != 0;
 }
 
 void options_init(void) {
-  pa_options.show_stats = option_enabled("POOLALLOC_SHOW_STATS");
-  const char *target = getenv("POOLALLOC_SHOW_STATS");
-  if (pa_options.show_stats && strchr(target, '/')) stats_path = target;
-  pa_options.verbose = option_enabled("POOLALLOC_VERBOSE");
+  const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
+  pa_options.show_stats = option_enabled(show_stats);
+  if (pa_options.show_stats && strchr(show_stats, '/')) stats_path = show_stats;
+  pa_options.verbose = option_enabled(getenv("POOLALLOC_VERBOSE"));
   const char *fail_after = getenv("POOLALLOC_FAIL_MAPS_AFTER");
   if (fail_after && *fail_after) os_fail_after(strtol(fail_after, NULL, 10));
   if (pa_options.show_stats && stats_path == NULL)
