@@ -69,6 +69,169 @@ PA_API int pa_posix_memalign(void **out, size_t alignment, size_t size);
  * wholly free arena kept as a spare.  Never needed for correctness. */
 PA_API void pa_collect(void);
 
+/* ---- Domains and pluggable allocators -------------------------------------
+ *
+ * As in CPython (PEP 445), memory is requested through three domains, each
+ * served by a replaceable allocator:
+ *
+ *   PA_DOMAIN_RAW  pa_raw_*   large buffers, memory taken with no lock held;
+ *                             by default the C library's malloc (glibc's
+ *                             __libc_malloc when poolalloc is the malloc)
+ *   PA_DOMAIN_MEM  pa_mem_*   general purpose; pa_malloc and friends, and
+ *                             malloc itself under the override library
+ *   PA_DOMAIN_OBJ  pa_obj_*   objects
+ *
+ * MEM and OBJ are served by poolalloc's general allocator by default: 1..512
+ * bytes from the pools of the calling thread's heap, 0 bytes as 1, anything
+ * larger through the RAW domain (so a RAW allocator sees those too).  Frees of
+ * pointers the pools did not hand out also go to the RAW domain.
+ *
+ * Every domain function is thread-safe.  Memory must be released through the
+ * domain that allocated it; the debug hooks report "API mismatch" otherwise. */
+typedef enum { PA_DOMAIN_RAW = 0, PA_DOMAIN_MEM = 1, PA_DOMAIN_OBJ = 2 } pa_domain;
+
+PA_API PA_MALLOC_LIKE void *pa_raw_malloc(size_t size);
+PA_API PA_MALLOC_LIKE void *pa_raw_calloc(size_t count, size_t size);
+PA_API void *pa_raw_realloc(void *ptr, size_t size);
+PA_API void pa_raw_free(void *ptr);
+PA_API PA_MALLOC_LIKE void *pa_mem_malloc(size_t size);
+PA_API PA_MALLOC_LIKE void *pa_mem_calloc(size_t count, size_t size);
+PA_API void *pa_mem_realloc(void *ptr, size_t size);
+PA_API void pa_mem_free(void *ptr);
+PA_API PA_MALLOC_LIKE void *pa_obj_malloc(size_t size);
+PA_API PA_MALLOC_LIKE void *pa_obj_calloc(size_t count, size_t size);
+PA_API void *pa_obj_realloc(void *ptr, size_t size);
+PA_API void pa_obj_free(void *ptr);
+
+/* An allocator for one domain, as CPython's PyMemAllocatorEx.  Every
+ * function must be thread-safe; malloc(ctx, 0) must return a unique pointer. */
+typedef struct pa_allocator {
+  void *ctx; /* passed back as the first argument */
+  void *(*malloc)(void *ctx, size_t size);
+  void *(*calloc)(void *ctx, size_t count, size_t size);
+  void *(*realloc)(void *ctx, void *ptr, size_t size);
+  void (*free)(void *ctx, void *ptr);
+} pa_allocator;
+
+/* Copies the domain's current allocator into *out.  Returns 0, or -1 with
+ * errno EINVAL for an unknown domain. */
+PA_API int pa_get_allocator(pa_domain domain, pa_allocator *out);
+
+/* Makes *allocator serve the domain from now on (the struct is copied).  The
+ * supported use is wrapping: get the current allocator, set one that does its
+ * own work and calls the previous one, as a counter, a tracer or a fault
+ * injector does.  Setting an allocator obtained from pa_get_allocator earlier
+ * puts it back (and removes the wrappers set since).  A replacement that does
+ * not call the previous allocator must be set before the first allocation.
+ * pa_aligned_alloc, pa_posix_memalign and pa_usable_size have no slot in the
+ * struct: they call the allocator that was current when *allocator was set.
+ * Returns 0, or -1 with errno EINVAL (unknown domain, a NULL function). */
+PA_API int pa_set_allocator(pa_domain domain, const pa_allocator *allocator);
+
+/* Where arenas come from (mmap by default), as PyObjectArenaAllocator.
+ * alloc(ctx, size) returns size bytes (NULL on failure; any alignment: an
+ * arena that is not aligned to its size is taken again at twice the size and
+ * the aligned part used), free(ctx, ptr, size) gives back what alloc gave.
+ * Each arena is released through the allocator that made it.  Both are
+ * called with poolalloc's arena lock held: they must not allocate from the
+ * MEM or OBJ domains. */
+typedef struct pa_arena_allocator {
+  void *ctx;
+  void *(*alloc)(void *ctx, size_t size);
+  void (*free)(void *ctx, void *ptr, size_t size);
+} pa_arena_allocator;
+
+PA_API void pa_get_arena_allocator(pa_arena_allocator *out);
+/* Returns 0, or -1 with errno EINVAL if a function is NULL. */
+PA_API int pa_set_arena_allocator(const pa_arena_allocator *allocator);
+
+/* ---- Debug hooks -----------------------------------------------------------
+ *
+ * A layer on top of every domain that surrounds each block with bytes it
+ * checks (CPython's PYTHONMALLOC=debug).  Enabled by POOLALLOC_DEBUG=1 in the
+ * environment, or by pa_setup_debug_hooks() before the first allocation.
+ *
+ *   [16 bytes left to the layer below][requested size 8][serial 8]
+ *   [offset 4][domain 1][leading guard 11 x 0xFD] data [trailing guard 0xFD,
+ *   8..23 bytes, to a multiple of 16]
+ *
+ * Data is 16-byte aligned and filled with 0xCD (PA_DEBUG_CLEAN_BYTE) unless
+ * calloc zeroed it; a freed block is filled with 0xDD (PA_DEBUG_DEAD_BYTE).
+ * Each of these is reported on stderr, then the process aborts:
+ *   "buffer overflow"   a trailing guard byte changed (found at free/realloc)
+ *   "buffer underflow"  a leading guard byte changed
+ *   "double free"       the block was freed already
+ *   "invalid free"      not a pointer the allocators returned
+ *   "API mismatch"      released through another domain than it came from
+ *   "use after free"    a freed block was written to (found when its pool
+ *                       block is handed out again)
+ * The report gives the address, the requested size, the serial number, the
+ * bytes around the guards in hex and, with tracing on, where the block was
+ * allocated.  Costs: 64+ bytes and a fill per block, every call on the slow
+ * path. */
+#define PA_DEBUG_CLEAN_BYTE 0xCD
+#define PA_DEBUG_DEAD_BYTE 0xDD
+#define PA_DEBUG_FORBIDDEN_BYTE 0xFD
+
+/* Returns 0 (also when the hooks are on already), or -1 with errno EBUSY if
+ * memory was allocated before: those blocks have no guards to check. */
+PA_API int pa_setup_debug_hooks(void);
+
+/* ---- Tracing (what tracemalloc does for CPython) ---------------------------
+ *
+ * While tracing, every live block is recorded with the innermost `frames`
+ * return addresses of the call stack that allocated it (POOLALLOC_TRACE=N in
+ * the environment starts it with N frames at start-up).  Snapshots group the
+ * live blocks by that traceback (with frames = 1: by allocation site).
+ * Symbol names come from dladdr(): functions of shared libraries, and of the
+ * executable when it is linked with -rdynamic; other frames print as
+ * file+offset, which addr2line resolves. */
+#define PA_TRACE_MAX_FRAMES 64
+
+/* Starts (or restarts with a new depth, dropping what was traced) tracing.
+ * Returns 0, or -1 with errno EINVAL (frames outside 1..PA_TRACE_MAX_FRAMES)
+ * or ENOMEM. */
+PA_API int pa_trace_start(int frames);
+/* Stops tracing and forgets every trace. */
+PA_API void pa_trace_stop(void);
+/* The frames per traceback while tracing, else 0. */
+PA_API int pa_trace_frames(void);
+/* Bytes requested by the live traced blocks, now and at most since the
+ * start (0 when not tracing). */
+PA_API void pa_trace_get_traced_memory(size_t *current, size_t *peak);
+
+/* One group of live blocks that share a traceback. */
+struct pa_trace_site {
+  size_t count;       /* live blocks */
+  size_t bytes;       /* bytes requested by them */
+  int frames;         /* valid entries of frame[] */
+  void *frame[PA_TRACE_MAX_FRAMES]; /* innermost first */
+};
+
+typedef struct pa_snapshot pa_snapshot;
+
+/* The live traced blocks now, grouped by traceback, largest bytes first;
+ * NULL with ENOMEM (or EINVAL when not tracing).  Free with
+ * pa_snapshot_free. */
+PA_API pa_snapshot *pa_trace_snapshot(void);
+PA_API void pa_snapshot_free(pa_snapshot *snapshot);
+PA_API size_t pa_snapshot_sites(const pa_snapshot *snapshot);
+/* The i-th site (by bytes, descending); NULL past the end. */
+PA_API const struct pa_trace_site *pa_snapshot_site(const pa_snapshot *snapshot,
+                                                           size_t i);
+/* Totals of the snapshot: blocks and bytes. */
+PA_API void pa_snapshot_totals(const pa_snapshot *snapshot, size_t *count,
+                                     size_t *bytes);
+/* Prints the top `limit` sites by bytes and the top `limit` by count, each
+ * with its traceback and symbol names. */
+PA_API void pa_snapshot_print(const pa_snapshot *snapshot, FILE *out, size_t limit);
+/* Prints what changed from `older` to `newer`: the `limit` sites whose bytes
+ * changed most (grown first), with the differences in bytes and blocks. */
+PA_API void pa_snapshot_compare(const pa_snapshot *newer,
+                                      const pa_snapshot *older, FILE *out, size_t limit);
+/* Writes "0xADDR symbol+0xOFF (object)" for one frame into buf. */
+PA_API void pa_trace_format_frame(void *frame, char *buf, size_t size);
+
 /* ---- Statistics ---------------------------------------------------------- */
 
 struct pa_class_stats {

@@ -1,64 +1,81 @@
 /*
- * The public allocation API: the top of the request path.
+ * The public allocation API, the top of the request path, and the general
+ * allocator that serves the MEM and OBJ domains by default.
  *
  *   pa_malloc(n):  n in 1..512 -> size class (n-1) >> shift -> the calling
  *                  thread's first used pool of that class -> pop its free
- *                  list or carve a virgin block.  Anything else, or an
- *                  exhausted pool, takes heap_malloc_slow().
- *   pa_free(p):    radix lookup p -> arena?  no: raw layer.  yes: the pool is
- *                  p rounded down to the pool size; its owner frees locally,
- *                  other threads push onto the owner's remote stack.
+ *                  list or carve a virgin block.  Anything else, an
+ *                  exhausted pool, or a layer on top of the default
+ *                  (src/domain.c) takes domain_malloc().
+ *   pa_free(p):    radix lookup p -> arena?  no: domain_free (the RAW
+ *                  domain, or the layer on top).  yes: the pool is p rounded
+ *                  down to the pool size; its owner frees locally, other
+ *                  threads push onto the owner's remote stack.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 
-void *pa_malloc(size_t size) { return pa_malloc_fast(size); }
+/* ---- The general allocator ----------------------------------------------- */
 
-void pa_free(void *p) { pa_free_fast(p); }
+void *general_malloc(size_t size) {
+  pa_heap *heap = pa_thread_heap;
+  if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
+    void *block = pa_heap_take_small(heap, size);
+    if (block) return block;
+  }
+  return heap_malloc_slow(heap, size);
+}
 
-void *pa_calloc(size_t count, size_t size) {
+void general_free(void *p) {
+  if (pa_arena_of(p))
+    pa_pool_free(pa_pool_of(p), p);
+  else if (p)
+    pa_raw_free(p);
+}
+
+void *general_calloc(size_t count, size_t size) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > PA_SMALL_REQUEST_THRESHOLD) return raw_calloc(count, size);
-  void *p = pa_malloc(total);
+  if (total > PA_SMALL_REQUEST_THRESHOLD) return pa_raw_calloc(count, size);
+  void *p = general_malloc(total);
   if (p) memset(p, 0, total);
   return p;
 }
 
-size_t pa_usable_size(const void *p) {
+size_t general_usable_size(const void *p) {
   if (p == NULL) return 0;
-  if (pa_arena_of(p) == NULL) return raw_usable_size(p);
+  if (pa_arena_of(p) == NULL) return layer_usable_size(domain_layer(PA_DOMAIN_RAW), p);
   return pa_pool_of(p)->block_size;
 }
 
 static void *realloc_move(void *p, size_t old_size, size_t size) {
-  void *fresh = pa_malloc(size);
+  void *fresh = general_malloc(size);
   if (fresh == NULL) return NULL;
   memcpy(fresh, p, size < old_size ? size : old_size);
-  pa_free(p);
+  general_free(p);
   return fresh;
 }
 
 /* A pool block stays in place while its class still holds the new size and
  * would not waste more than a quarter of it (CPython's rule); otherwise it
- * moves, into a pool or out to the raw layer.  A raw block shrinking to a
+ * moves, into a pool or out to the raw domain.  A raw block shrinking to a
  * small size moves into a pool, which frees the large one; the raw layer
  * tells how many of its bytes are readable (CPython keeps such blocks raw
  * for want of that, SF bug #1185883). */
-void *pa_realloc(void *p, size_t size) {
-  if (p == NULL) return pa_malloc(size);
+void *general_realloc(void *p, size_t size) {
+  if (p == NULL) return general_malloc(size);
   if (size == 0) {
-    pa_free(p);
+    general_free(p);
     return NULL;
   }
   if (pa_arena_of(p) == NULL) {
-    if (size <= PA_SMALL_REQUEST_THRESHOLD) return realloc_move(p, raw_usable_size(p), size);
-    return raw_realloc(p, size);
+    if (size <= PA_SMALL_REQUEST_THRESHOLD) return realloc_move(p, general_usable_size(p), size);
+    return pa_raw_realloc(p, size);
   }
   size_t block_size = pa_pool_of(p)->block_size;
   if (size <= block_size && (size * 4 > block_size * 3 || size > block_size - PA_ALIGNMENT))
@@ -67,19 +84,82 @@ void *pa_realloc(void *p, size_t size) {
 }
 
 /* Blocks are PA_ALIGNMENT aligned, and 16-aligned when their class size is a
- * multiple of 16 (pools and headers are); larger alignments go raw. */
-void *pa_aligned_alloc(size_t alignment, size_t size) {
+ * multiple of 16 (pools and headers are); larger alignments go raw.  The
+ * caller has checked that alignment is a power of two. */
+void *general_aligned(size_t alignment, size_t size) {
+  if (alignment <= PA_ALIGNMENT) return general_malloc(size);
+  if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
+    return general_malloc(size ? (size + 15) & ~(size_t)15 : 16);
+  return layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size);
+}
+
+/* ---- Domain entry points --------------------------------------------------- */
+
+/* The default layer is called directly, the others through the chain. */
+PA_ENTRY static void *domain_calloc(pa_domain domain, size_t count, size_t size) {
+  const pa_layer *layer = domain_layer(domain);
+  if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
+    return general_calloc(count, size);
+  return layer->api.calloc(layer->api.ctx, count, size);
+}
+
+PA_ENTRY static void *domain_realloc(pa_domain domain, void *p, size_t size) {
+  const pa_layer *layer = domain_layer(domain);
+  if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
+    return general_realloc(p, size);
+  return layer->api.realloc(layer->api.ctx, p, size);
+}
+
+PA_ENTRY void *pa_raw_malloc(size_t size) {
+  const pa_layer *layer = domain_layer(PA_DOMAIN_RAW);
+  return layer->api.malloc(layer->api.ctx, size);
+}
+PA_ENTRY void *pa_raw_calloc(size_t count, size_t size) {
+  return domain_calloc(PA_DOMAIN_RAW, count, size);
+}
+PA_ENTRY void *pa_raw_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_RAW, p, size); }
+PA_ENTRY void pa_raw_free(void *p) {
+  const pa_layer *layer = domain_layer(PA_DOMAIN_RAW);
+  layer->api.free(layer->api.ctx, p);
+}
+
+PA_ENTRY void *pa_mem_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_MEM, size); }
+PA_ENTRY void *pa_mem_calloc(size_t count, size_t size) {
+  return domain_calloc(PA_DOMAIN_MEM, count, size);
+}
+PA_ENTRY void *pa_mem_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_MEM, p, size); }
+PA_ENTRY void pa_mem_free(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
+
+PA_ENTRY void *pa_obj_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_OBJ, size); }
+PA_ENTRY void *pa_obj_calloc(size_t count, size_t size) {
+  return domain_calloc(PA_DOMAIN_OBJ, count, size);
+}
+PA_ENTRY void *pa_obj_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_OBJ, p, size); }
+PA_ENTRY void pa_obj_free(void *p) { pa_free_fast(PA_DOMAIN_OBJ, p); }
+
+/* pa_malloc and friends are the MEM domain. */
+PA_ENTRY void *pa_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_MEM, size); }
+PA_ENTRY void pa_free(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_ENTRY void *pa_calloc(size_t count, size_t size) { return domain_calloc(PA_DOMAIN_MEM, count, size); }
+PA_ENTRY void *pa_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_MEM, p, size); }
+
+PA_ENTRY size_t pa_usable_size(const void *p) {
+  const pa_layer *layer = domain_layer(PA_DOMAIN_MEM);
+  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_usable_size(p);
+  return layer_usable_size(layer, p);
+}
+
+PA_ENTRY void *pa_aligned_alloc(size_t alignment, size_t size) {
   if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
     errno = EINVAL;
     return NULL;
   }
-  if (alignment <= PA_ALIGNMENT) return pa_malloc(size);
-  if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
-    return pa_malloc(size ? (size + 15) & ~(size_t)15 : 16);
-  return raw_aligned(alignment, size);
+  const pa_layer *layer = domain_layer(PA_DOMAIN_MEM);
+  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_aligned(alignment, size);
+  return layer_aligned(layer, alignment, size);
 }
 
-int pa_posix_memalign(void **out, size_t alignment, size_t size) {
+PA_ENTRY int pa_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
   int saved = errno;
   void *p = pa_aligned_alloc(alignment, size);

@@ -14,19 +14,35 @@
  * arena of the usable list: one wholly free arena is kept as a spare, so a
  * loop that allocates and frees across an arena boundary does not mmap and
  * munmap each time (CPython 3.9, bpo-37257).  pa_collect() drops the spare.
+ *
+ * Arenas come from the arena allocator (pa_set_arena_allocator; mmap through
+ * src/os.c by default).  The radix tree wants them aligned to their size; an
+ * allocator that gives unaligned memory is asked again for twice the size,
+ * and the aligned half inside is used.
  */
 #include <errno.h>
 
 #include "internal.h"
 
+static void *os_arena_alloc(void *ctx, size_t size) {
+  (void)ctx;
+  return os_map_aligned(size, PA_ARENA_SIZE);
+}
+static void os_arena_free(void *ctx, void *p, size_t size) {
+  (void)ctx;
+  os_unmap(p, size);
+}
+static const pa_arena_allocator os_arena_allocator = {NULL, os_arena_alloc, os_arena_free};
+
 static struct {
   pthread_mutex_t lock;
+  const pa_arena_allocator *source;           /* where new arenas come from */
   pa_arena *usable;                           /* head: fewest free pools */
   pa_arena *last_with[PA_POOLS_PER_ARENA + 1]; /* nfp2lasta */
   pa_arena *all;                              /* every arena held */
   pa_arena *unused;                           /* recycled records */
   size_t allocated_total, released, current, highwater;
-} arenas = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} arenas = {.lock = PTHREAD_MUTEX_INITIALIZER, .source = &os_arena_allocator};
 
 void arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
 void arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
@@ -42,18 +58,45 @@ static pa_arena *arena_record(void) {
   return meta_alloc(sizeof(pa_arena));
 }
 
+/* PA_ARENA_SIZE bytes aligned to PA_ARENA_SIZE, from the arena allocator;
+ * what it returned goes to *arena's mapping fields. */
+static void *arena_obtain(pa_arena *arena) {
+  const pa_arena_allocator *source = arenas.source;
+  void *mapping = source->alloc(source->ctx, PA_ARENA_SIZE);
+  if (mapping == NULL) return NULL;
+  size_t size = PA_ARENA_SIZE;
+  if (((uintptr_t)mapping & (PA_ARENA_SIZE - 1)) != 0) {
+    source->free(source->ctx, mapping, size);
+    size = 2 * PA_ARENA_SIZE;
+    mapping = source->alloc(source->ctx, size);
+    if (mapping == NULL) return NULL;
+  }
+  arena->mapping = mapping;
+  arena->mapping_size = size;
+  arena->source = source;
+  return (void *)(((uintptr_t)mapping + PA_ARENA_SIZE - 1) & ~(uintptr_t)(PA_ARENA_SIZE - 1));
+}
+
+static void arena_give_back(const pa_arena *arena) {
+  arena->source->free(arena->source->ctx, arena->mapping, arena->mapping_size);
+}
+
 static pa_arena *arena_new(void) {
   pa_arena *arena = arena_record();
   if (arena == NULL) return NULL;
-  void *base = os_map_aligned(PA_ARENA_SIZE, PA_ARENA_SIZE);
+  void *base = arena_obtain(arena);
   if (base == NULL || !radix_register((uintptr_t)base, arena)) {
-    if (base) os_unmap(base, PA_ARENA_SIZE);
+    if (base) arena_give_back(arena);
     arena->next = arenas.unused;
     arenas.unused = arena;
+    errno = ENOMEM;
     return NULL;
   }
   track_noaccess(base, PA_ARENA_SIZE);
-  *arena = (pa_arena){.base = (uintptr_t)base,
+  *arena = (pa_arena){.mapping = arena->mapping,
+                      .mapping_size = arena->mapping_size,
+                      .source = arena->source,
+                      .base = (uintptr_t)base,
                       .pool_address = (uintptr_t)base,
                       .nfreepools = PA_POOLS_PER_ARENA,
                       .ntotalpools = PA_POOLS_PER_ARENA,
@@ -89,7 +132,7 @@ static void arena_release(pa_arena *arena) {
     arenas.all = arena->all_next;
   if (arena->all_next) arena->all_next->all_prev = arena->all_prev;
   radix_unregister(arena->base);
-  os_unmap((void *)arena->base, PA_ARENA_SIZE);
+  arena_give_back(arena);
   arena->base = 0;
   arena->next = arenas.unused;
   arenas.unused = arena;
@@ -200,4 +243,29 @@ bool arenas_check_order(void) {
   for (unsigned n = 0; n <= PA_POOLS_PER_ARENA; n++)
     if (arenas.last_with[n] != expected_last[n]) return false;
   return true;
+}
+
+void pa_get_arena_allocator(pa_arena_allocator *out) {
+  pthread_mutex_lock(&arenas.lock);
+  *out = *arenas.source;
+  pthread_mutex_unlock(&arenas.lock);
+}
+
+/* The record is copied and kept for good: arenas made with it release
+ * through it, whatever is set later. */
+int pa_set_arena_allocator(const pa_arena_allocator *allocator) {
+  if (allocator == NULL || allocator->alloc == NULL || allocator->free == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  pa_arena_allocator *copy = meta_alloc(sizeof *copy);
+  if (copy == NULL) {
+    errno = ENOMEM;
+    return -1;
+  }
+  *copy = *allocator;
+  pthread_mutex_lock(&arenas.lock);
+  arenas.source = copy;
+  pthread_mutex_unlock(&arenas.lock);
+  return 0;
 }

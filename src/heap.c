@@ -110,7 +110,6 @@ static void heaps_fork_child(void) {
 }
 
 static void heaps_init_once(void) {
-  options_init();
   pthread_key_create(&heaps.exit_key, heap_thread_exit);
 }
 
@@ -149,7 +148,7 @@ static pa_heap *heap_acquire(void) {
  * and above the threshold, frees from other threads, exhausted pools, and
  * taking a new pool from the arenas. */
 void *heap_malloc_slow(pa_heap *heap, size_t size) {
-  if (size > PA_SMALL_REQUEST_THRESHOLD) return raw_malloc(size);
+  if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_raw_malloc(size);
   if (size == 0) size = 1;
   if (heap == &pa_empty_heap) {
     heap = heap_acquire();

@@ -208,6 +208,9 @@ typedef struct pa_arena {
   struct pa_arena *prev;
   struct pa_arena *all_next;  /* every arena held */
   struct pa_arena *all_prev;
+  void *mapping;              /* what the arena allocator returned: base, or */
+  size_t mapping_size;        /* a region twice as large holding it */
+  const pa_arena_allocator *source; /* the allocator that made it */
 } pa_arena;
 
 pa_pool *arena_take_pool(void);
@@ -242,37 +245,102 @@ void raw_counters(struct pa_stats *out);
 typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
 extern _Atomic(pa_radix_leaf *) pa_radix_root[PA_RADIX_ROOT_LEN];
 
-/* Exact and never reads the memory at p: foreign pointers, NULL and
- * addresses beyond 48 bits all answer NULL. */
-static inline pa_arena *pa_arena_of(const void *p) {
+/* The arena holding p, or NULL; exact, and never reads the memory at p:
+ * foreign pointers, NULL and addresses beyond 48 bits all answer NULL.
+ * root_limit is PA_RADIX_ROOT_LEN, or 0 to answer NULL for everything (see
+ * pa_fast below). */
+static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
   uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
   uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
-  if (__builtin_expect(root_index >= PA_RADIX_ROOT_LEN, 0)) return NULL;
+  if (__builtin_expect(root_index >= root_limit, 0)) return NULL;
   pa_radix_leaf *leaf = atomic_load_explicit(&pa_radix_root[root_index], memory_order_acquire);
   if (__builtin_expect(leaf == NULL, 0)) return NULL;
   return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
 
-/* ---- The fast paths, shared by pa_malloc/pa_free and the malloc override -- */
-
-static inline void *pa_malloc_fast(size_t size) {
-  pa_heap *heap = pa_thread_heap;
-  if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
-    void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
-    if (__builtin_expect(block != NULL, 1)) {
-      heap->small_allocations++;
-      return block;
-    }
-  }
-  return heap_malloc_slow(heap, size);
+static inline pa_arena *pa_arena_of(const void *p) {
+  return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
 }
 
-static inline void pa_free_fast(void *p) {
-  if (__builtin_expect(pa_arena_of(p) == NULL, 0)) {
-    if (p) raw_free(p);
-    return;
+bool radix_register(uintptr_t base, pa_arena *arena);
+void radix_unregister(uintptr_t base);
+size_t radix_leaves(void);
+
+/* Every function between a public entry point and the layers on top of the
+ * domains goes in this section, so tracing can tell poolalloc's frames from
+ * the caller's (src/trace.c). */
+#define PA_ENTRY __attribute__((section("poolalloc_entry"), noinline))
+
+/* ---- Domains and their allocators (src/domain.c) ------------------------- */
+
+/* One allocator in a domain's chain: the struct users see (api) plus what
+ * poolalloc needs beyond it.  Those two are NULL for allocators set with
+ * pa_set_allocator; `below` (the layer that was current then) answers. */
+typedef struct pa_layer {
+  pa_allocator api;
+  void *(*aligned)(void *ctx, size_t alignment, size_t size);
+  size_t (*usable_size)(void *ctx, const void *p);
+  const struct pa_layer *below;
+} pa_layer;
+
+/* The fast paths compare against these limits instead of constants, which
+ * costs nothing (a compare with memory instead of an immediate).  While any
+ * allocator other than the default serves MEM or OBJ (a user's, the debug
+ * hooks, tracing), and before the options are read, both are 0: every call
+ * then fails its fast test and reaches domain_malloc/domain_free, which
+ * dispatch through the domain's allocator. */
+struct pa_fast_limits {
+  _Atomic size_t small_request; /* PA_SMALL_REQUEST_THRESHOLD, or 0 */
+  _Atomic uintptr_t radix_root; /* PA_RADIX_ROOT_LEN, or 0 */
+};
+extern struct pa_fast_limits pa_fast;
+
+void *domain_malloc(pa_domain domain, size_t size);
+void domain_free(pa_domain domain, void *p);
+/* The layer serving a domain now (reading the options first if need be). */
+const pa_layer *domain_layer(pa_domain domain);
+bool domain_is_default(const pa_layer *layer, pa_domain domain);
+/* Layers that go on top of all three domains at once: debug, tracing.
+ * domains_push sets their `below`; domains_remove takes them off if they are
+ * still on top. */
+void domains_push(pa_layer layers[3]);
+bool domains_remove(const pa_layer layers[3]);
+bool domains_contain(const pa_layer *layer, pa_domain domain);
+void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
+/* Whether the pools or the raw layer have served anything yet. */
+bool allocations_served(void);
+void debug_install(void);
+/* Writes where p was allocated, if tracing knows; false if it does not. */
+bool trace_report_block(const void *p);
+size_t layer_usable_size(const pa_layer *layer, const void *p);
+
+/* The general allocator: MEM's and OBJ's default (src/alloc.c). */
+void *general_malloc(size_t size);
+void *general_calloc(size_t count, size_t size);
+void *general_realloc(void *p, size_t size);
+void general_free(void *p);
+void *general_aligned(size_t alignment, size_t size);
+size_t general_usable_size(const void *p);
+
+/* ---- The fast paths, shared by the domain entry points and the override -- */
+
+static inline void *pa_heap_take_small(pa_heap *heap, size_t size) {
+  void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
+  if (__builtin_expect(block != NULL, 1)) heap->small_allocations++;
+  return block;
+}
+
+static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
+  size_t limit = atomic_load_explicit(&pa_fast.small_request, memory_order_relaxed);
+  if (__builtin_expect(size - 1 < limit, 1)) {
+    void *block = pa_heap_take_small(pa_thread_heap, size);
+    if (__builtin_expect(block != NULL, 1)) return block;
   }
-  pa_pool *pool = pa_pool_of(p);
+  return domain_malloc(domain, size);
+}
+
+/* p is a block of pool. */
+static inline void pa_pool_free(pa_pool *pool, void *p) {
   pa_heap *heap = pa_thread_heap;
   track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1))
@@ -281,9 +349,14 @@ static inline void pa_free_fast(void *p) {
     heap_free_remote(pool->owner, p);
 }
 
-bool radix_register(uintptr_t base, pa_arena *arena);
-void radix_unregister(uintptr_t base);
-size_t radix_leaves(void);
+static inline void pa_free_fast(pa_domain domain, void *p) {
+  uintptr_t limit = atomic_load_explicit(&pa_fast.radix_root, memory_order_relaxed);
+  if (__builtin_expect(pa_arena_lookup(p, limit) == NULL, 0)) {
+    domain_free(domain, p);
+    return;
+  }
+  pa_pool_free(pa_pool_of(p), p);
+}
 
 /* ---- Internal metadata (heap and arena records) -------------------------- */
 
@@ -296,6 +369,8 @@ void meta_unlock(void);
 struct pa_options {
   bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
+  bool debug;      /* POOLALLOC_DEBUG: debug hooks on every domain */
+  int trace;       /* POOLALLOC_TRACE=N: trace allocations, N frames each */
 };
 extern struct pa_options pa_options;
 void options_init(void);
@@ -311,6 +386,7 @@ void os_unmap(void *p, size_t size);
  * until reset with -1 (also POOLALLOC_FAIL_MAPS_AFTER=N at start-up), so
  * tests can prove that exhaustion is survived. */
 void os_fail_after(long countdown);
+bool os_is_mapped(const void *p, size_t size);
 
 #pragma GCC visibility pop
 #endif

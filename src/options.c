@@ -30,14 +30,21 @@ void options_init(void) {
   pa_options.show_stats = option_enabled(show_stats);
   if (pa_options.show_stats && strchr(show_stats, '/')) stats_path = show_stats;
   pa_options.verbose = option_enabled(getenv("POOLALLOC_VERBOSE"));
+  pa_options.debug = option_enabled(getenv("POOLALLOC_DEBUG"));
+  const char *trace = getenv("POOLALLOC_TRACE");
+  if (trace && *trace) {
+    long frames = strtol(trace, NULL, 10);
+    pa_options.trace = frames < 0 ? 0 : frames > PA_TRACE_MAX_FRAMES ? PA_TRACE_MAX_FRAMES : (int)frames;
+  }
   const char *fail_after = getenv("POOLALLOC_FAIL_MAPS_AFTER");
   if (fail_after && *fail_after) os_fail_after(strtol(fail_after, NULL, 10));
   if (pa_options.show_stats && stats_path == NULL)
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)
-    pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1; "
+    pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
+               "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes",
-               pa_options.show_stats, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
+               pa_options.show_stats, pa_options.debug, pa_options.trace, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
                PA_ARENA_SIZE);
 }
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -59,4 +60,18 @@ void *os_map_aligned(size_t size, size_t alignment) {
   if (head) os_unmap(raw, head);
   if (tail) os_unmap((char *)start + size, tail);
   return (void *)start;
+}
+
+/* Whether [p, p + size) is mapped, asked without touching it (mincore fails
+ * with ENOMEM on an unmapped page), so the debug hooks can look at the bytes
+ * before a pointer they were handed without faulting. */
+bool os_is_mapped(const void *p, size_t size) {
+  static size_t page;
+  if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
+  uintptr_t first = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  uintptr_t end = (uintptr_t)p + size;
+  unsigned char residency[4];
+  size_t pages = (end - first + page - 1) / page;
+  if (end < (uintptr_t)p || pages > sizeof residency) return false;
+  return mincore((void *)first, end - first, residency) == 0;
 }

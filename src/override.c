@@ -5,7 +5,8 @@
  *
  * Built from the same sources as the library with POOLALLOC_OVERRIDE, which
  * makes the raw layer call glibc's __libc_malloc family instead of malloc.
- * malloc and free inline the same fast paths as pa_malloc and pa_free.
+ * malloc and free inline the same fast paths as pa_malloc and pa_free: all
+ * of these entry points are the MEM domain (src/domain.c).
  *
  * The C++ operators are defined here by their mangled names, in C, so C
  * programs do not come to depend on libstdc++.  A throwing new that fails
@@ -22,10 +23,10 @@
 
 #include "internal.h"
 
-#define PA_EXPORT __attribute__((visibility("default")))
+#define PA_EXPORT __attribute__((visibility("default"))) PA_ENTRY
 
-PA_EXPORT void *malloc(size_t size) { return pa_malloc_fast(size); }
-PA_EXPORT void free(void *p) { pa_free_fast(p); }
+PA_EXPORT void *malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_MEM, size); }
+PA_EXPORT void free(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
 PA_EXPORT void *calloc(size_t count, size_t size) { return pa_calloc(count, size); }
 PA_EXPORT void *realloc(void *p, size_t size) { return pa_realloc(p, size); }
 PA_EXPORT size_t malloc_usable_size(void *p) { return pa_usable_size(p); }
@@ -78,8 +79,8 @@ typedef void (*pa_new_handler)(void);
 extern pa_new_handler _ZSt15get_new_handlerv(void) __attribute__((weak)); /* std::get_new_handler */
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc */
 
-static void *new_allocate(size_t size, size_t alignment) {
-  return alignment ? pa_aligned_alloc(alignment, size) : pa_malloc_fast(size);
+PA_ENTRY static void *new_allocate(size_t size, size_t alignment) {
+  return alignment ? pa_aligned_alloc(alignment, size) : pa_malloc_fast(PA_DOMAIN_MEM, size);
 }
 
 /* What operator new does when memory runs out: call the new_handler until it
@@ -122,27 +123,27 @@ PA_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, NOTHROW t
   return new_impl(n, a, true);
 }
 
-PA_EXPORT void _ZdlPv(void *p) { pa_free_fast(p); }
-PA_EXPORT void _ZdaPv(void *p) { pa_free_fast(p); }
-PA_EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; pa_free_fast(p); }
-PA_EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; pa_free_fast(p); }
-PA_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(p); }
-PA_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(p); }
-PA_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(p); }
-PA_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(p); }
+PA_EXPORT void _ZdlPv(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdaPv(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdlPvm(void *p, size_t n) { (void)n; pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdaPvm(void *p, size_t n) { (void)n; pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, NOTHROW t) { (void)t; pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(PA_DOMAIN_MEM, p); }
+PA_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; pa_free_fast(PA_DOMAIN_MEM, p); }
 PA_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) {
   (void)n, (void)a;
-  pa_free_fast(p);
+  pa_free_fast(PA_DOMAIN_MEM, p);
 }
 PA_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) {
   (void)n, (void)a;
-  pa_free_fast(p);
+  pa_free_fast(PA_DOMAIN_MEM, p);
 }
 PA_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, NOTHROW t) {
   (void)a, (void)t;
-  pa_free_fast(p);
+  pa_free_fast(PA_DOMAIN_MEM, p);
 }
 PA_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, NOTHROW t) {
   (void)a, (void)t;
-  pa_free_fast(p);
+  pa_free_fast(PA_DOMAIN_MEM, p);
 }

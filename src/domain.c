@@ -1,0 +1,264 @@
+/*
+ * Domains: which allocator serves a request.  The path of every request:
+ *
+ *   pa_raw_*                  -> RAW's allocator: the raw layer (src/raw.c)
+ *   pa_mem_* / pa_malloc ...  -> MEM's allocator: the general allocator
+ *   pa_obj_*                  -> OBJ's allocator: the general allocator
+ *   malloc ... (override)     -> as pa_mem_*
+ *
+ *   general allocator (src/alloc.c), by size:
+ *     1..512 bytes  -> a block of the calling thread's pools (0 counts as 1)
+ *     513.. bytes   -> the RAW domain (so a RAW hook sees it)
+ *     alignment > 16, or 16 for a class that is not a multiple of 16
+ *                   -> the RAW domain's aligned allocation
+ *
+ * Each domain has a chain of layers: the default at the bottom, then
+ * whatever was set on top (a user's pa_set_allocator, the debug hooks,
+ * tracing), each calling the one below.  While only defaults serve MEM and
+ * OBJ, the inline fast paths run and nothing here is called but the slow
+ * path; anything on top lowers the fast limits (internal.h) so every call
+ * comes through here.
+ *
+ * The options are read, and the layers they ask for installed, by the first
+ * call into any domain: until then the fast limits are 0.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct pa_fast_limits pa_fast; /* 0 until the options are read */
+
+static void *raw_layer_malloc(void *ctx, size_t size) {
+  (void)ctx;
+  return raw_malloc(size);
+}
+static void *raw_layer_calloc(void *ctx, size_t count, size_t size) {
+  (void)ctx;
+  size_t total;
+  if (__builtin_mul_overflow(count, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return raw_calloc(count, size);
+}
+static void *raw_layer_realloc(void *ctx, void *p, size_t size) {
+  (void)ctx;
+  return p ? raw_realloc(p, size) : raw_malloc(size);
+}
+static void raw_layer_free(void *ctx, void *p) {
+  (void)ctx;
+  if (p) raw_free(p);
+}
+static void *raw_layer_aligned(void *ctx, size_t alignment, size_t size) {
+  (void)ctx;
+  return raw_aligned(alignment, size);
+}
+static size_t raw_layer_usable_size(void *ctx, const void *p) {
+  (void)ctx;
+  return p ? raw_usable_size(p) : 0;
+}
+
+static void *general_layer_malloc(void *ctx, size_t size) {
+  (void)ctx;
+  return general_malloc(size);
+}
+static void *general_layer_calloc(void *ctx, size_t count, size_t size) {
+  (void)ctx;
+  return general_calloc(count, size);
+}
+static void *general_layer_realloc(void *ctx, void *p, size_t size) {
+  (void)ctx;
+  return general_realloc(p, size);
+}
+static void general_layer_free(void *ctx, void *p) {
+  (void)ctx;
+  general_free(p);
+}
+static void *general_layer_aligned(void *ctx, size_t alignment, size_t size) {
+  (void)ctx;
+  return general_aligned(alignment, size);
+}
+static size_t general_layer_usable_size(void *ctx, const void *p) {
+  (void)ctx;
+  return general_usable_size(p);
+}
+
+#define GENERAL_LAYER                                                                     \
+  {{NULL, general_layer_malloc, general_layer_calloc, general_layer_realloc,             \
+    general_layer_free},                                                                  \
+   general_layer_aligned, general_layer_usable_size, NULL}
+
+static const pa_layer default_layers[3] = {
+    [PA_DOMAIN_RAW] = {{NULL, raw_layer_malloc, raw_layer_calloc, raw_layer_realloc,
+                        raw_layer_free},
+                       raw_layer_aligned, raw_layer_usable_size, NULL},
+    [PA_DOMAIN_MEM] = GENERAL_LAYER,
+    [PA_DOMAIN_OBJ] = GENERAL_LAYER,
+};
+
+enum { DOMAINS_COLD, DOMAINS_STARTING, DOMAINS_READY };
+
+static struct {
+  pthread_mutex_t lock; /* serialises changes to the chains */
+  _Atomic int state;
+  _Atomic(const pa_layer *) current[3];
+} domains = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .current = {&default_layers[0], &default_layers[1], &default_layers[2]},
+};
+
+/* Set while this thread reads the options and installs what they ask for. */
+static _Thread_local bool domains_starting_here __attribute__((tls_model("initial-exec")));
+
+static bool domain_valid(pa_domain domain) {
+  return (unsigned)domain <= PA_DOMAIN_OBJ;
+}
+
+static const pa_layer *current_layer(pa_domain domain) {
+  return atomic_load_explicit(&domains.current[domain], memory_order_acquire);
+}
+
+static void fast_limits_update(void) {
+  bool open = atomic_load_explicit(&domains.state, memory_order_acquire) == DOMAINS_READY &&
+              current_layer(PA_DOMAIN_MEM) == &default_layers[PA_DOMAIN_MEM] &&
+              current_layer(PA_DOMAIN_OBJ) == &default_layers[PA_DOMAIN_OBJ];
+  atomic_store_explicit(&pa_fast.small_request, open ? PA_SMALL_REQUEST_THRESHOLD : 0,
+                        memory_order_relaxed);
+  atomic_store_explicit(&pa_fast.radix_root, open ? PA_RADIX_ROOT_LEN : 0, memory_order_relaxed);
+}
+
+/* The first call reads the options.  A call the start-up itself makes (on
+ * the same thread) is served by whatever is installed so far; other threads
+ * wait, so no block escapes the debug hooks or tracing it asked for. */
+static void domains_start(void) {
+  int expected = DOMAINS_COLD;
+  if (atomic_compare_exchange_strong(&domains.state, &expected, DOMAINS_STARTING)) {
+    domains_starting_here = true;
+    options_init();
+    if (pa_options.debug) debug_install();
+    if (pa_options.trace > 0) pa_trace_start(pa_options.trace);
+    domains_starting_here = false;
+    atomic_store_explicit(&domains.state, DOMAINS_READY, memory_order_release);
+    pthread_mutex_lock(&domains.lock);
+    fast_limits_update();
+    pthread_mutex_unlock(&domains.lock);
+    return;
+  }
+  if (domains_starting_here) return;
+  while (atomic_load_explicit(&domains.state, memory_order_acquire) != DOMAINS_READY)
+    sched_yield();
+}
+
+const pa_layer *domain_layer(pa_domain domain) {
+  if (__builtin_expect(atomic_load_explicit(&domains.state, memory_order_acquire) !=
+                           DOMAINS_READY, 0))
+    domains_start();
+  return current_layer(domain);
+}
+
+bool domain_is_default(const pa_layer *layer, pa_domain domain) {
+  return layer == &default_layers[domain];
+}
+
+/* The inline fast path declined: a size it does not serve, an exhausted
+ * pool, a thread's first call, or a layer on top of the default. */
+PA_ENTRY void *domain_malloc(pa_domain domain, size_t size) {
+  const pa_layer *layer = domain_layer(domain);
+  if (layer == &default_layers[domain]) return heap_malloc_slow(pa_thread_heap, size);
+  return layer->api.malloc(layer->api.ctx, size);
+}
+
+PA_ENTRY void domain_free(pa_domain domain, void *p) {
+  const pa_layer *layer = domain_layer(domain);
+  if (layer == &default_layers[domain])
+    general_free(p);
+  else
+    layer->api.free(layer->api.ctx, p);
+}
+
+PA_ENTRY void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size) {
+  while (layer->aligned == NULL) layer = layer->below;
+  return layer->aligned(layer->api.ctx, alignment, size);
+}
+
+size_t layer_usable_size(const pa_layer *layer, const void *p) {
+  while (layer->usable_size == NULL) layer = layer->below;
+  return layer->usable_size(layer->api.ctx, p);
+}
+
+void domains_push(pa_layer layers[3]) {
+  pthread_mutex_lock(&domains.lock);
+  for (int d = 0; d < 3; d++) {
+    layers[d].below = current_layer(d);
+    atomic_store_explicit(&domains.current[d], &layers[d], memory_order_release);
+  }
+  fast_limits_update();
+  pthread_mutex_unlock(&domains.lock);
+}
+
+bool domains_remove(const pa_layer layers[3]) {
+  pthread_mutex_lock(&domains.lock);
+  bool on_top = true;
+  for (int d = 0; d < 3; d++) on_top &= current_layer(d) == &layers[d];
+  if (on_top) {
+    for (int d = 0; d < 3; d++)
+      atomic_store_explicit(&domains.current[d], layers[d].below, memory_order_release);
+    fast_limits_update();
+  }
+  pthread_mutex_unlock(&domains.lock);
+  return on_top;
+}
+
+bool allocations_served(void) {
+  struct pa_stats counters = {0};
+  arenas_counters(&counters);
+  raw_counters(&counters);
+  return counters.arenas_allocated_total > 0 || counters.raw_allocations > 0;
+}
+
+bool domains_contain(const pa_layer *layer, pa_domain domain) {
+  for (const pa_layer *at = current_layer(domain); at; at = at->below)
+    if (at == layer) return true;
+  return false;
+}
+
+int pa_get_allocator(pa_domain domain, pa_allocator *out) {
+  if (!domain_valid(domain) || out == NULL) {
+    errno = EINVAL;
+    return -1;
+  }
+  *out = domain_layer(domain)->api;
+  return 0;
+}
+
+/* An allocator already in the chain (one pa_get_allocator returned) is put
+ * back on top, which drops the layers above it; any other gets a new layer
+ * record (never freed: a handful per program). */
+int pa_set_allocator(pa_domain domain, const pa_allocator *allocator) {
+  if (!domain_valid(domain) || allocator == NULL || !allocator->malloc || !allocator->calloc ||
+      !allocator->realloc || !allocator->free) {
+    errno = EINVAL;
+    return -1;
+  }
+  domain_layer(domain); /* reads the options first */
+  pthread_mutex_lock(&domains.lock);
+  const pa_layer *top = current_layer(domain);
+  const pa_layer *found = top;
+  while (found && memcmp(&found->api, allocator, sizeof *allocator) != 0) found = found->below;
+  if (found == NULL) {
+    pa_layer *fresh = meta_alloc(sizeof *fresh);
+    if (fresh == NULL) {
+      pthread_mutex_unlock(&domains.lock);
+      errno = ENOMEM;
+      return -1;
+    }
+    *fresh = (pa_layer){.api = *allocator, .below = top};
+    found = fresh;
+  }
+  atomic_store_explicit(&domains.current[domain], found, memory_order_release);
+  fast_limits_update();
+  pthread_mutex_unlock(&domains.lock);
+  return 0;
+}
