@@ -97,5 +97,33 @@ for entry in "${geometries[@]}"; do
   rss=$(peak_rss_kib "" "$bin" heap $HEAP)
   echo "| $name | $imix | $ichurn | $tc | $held | $rss |" | tee -a "$table"
 done
+
+# The layers on top of the domains (POOLALLOC_DEBUG, POOLALLOC_TRACE) on the
+# default geometry, against none: what each costs per operation.
+LAYER_CHURN=300000
+{
+  echo
+  echo "Layers on the default build (pa_malloc/pa_free; churn of $LAYER_CHURN operations timed):"
+  echo
+  echo "| layers | instr/pair 8..512 B | instr/churn op | churn ms min (mean) | churn peak RSS KiB |"
+  echo "|---|---:|---:|---:|---:|"
+} >>"$table"
+bin=$root/$default_dir/bench/alloc_bench_pa
+with_env() { # "VAR=value ..." function-or-command args...
+  local vars=$1
+  shift
+  # shellcheck disable=SC2086
+  (if [ -n "$vars" ]; then export $vars; fi; "$@")
+}
+for layers in "none:" "debug hooks:POOLALLOC_DEBUG=1" "tracing, 1 frame:POOLALLOC_TRACE=1" \
+              "tracing, 16 frames:POOLALLOC_TRACE=16" "debug + tracing 16:POOLALLOC_DEBUG=1 POOLALLOC_TRACE=16"; do
+  name=${layers%%:*}
+  vars=${layers#*:}
+  imix=$(with_env "$vars" instructions "" "$bin" pairs $PAIRS 0)
+  ichurn=$(with_env "$vars" instructions "" "$bin" churn $PAIRS)
+  tc=$(with_env "$vars" timed "layers-${name//[ ,+]/_}" "$bin" churn $LAYER_CHURN)
+  rss=$(with_env "$vars" peak_rss_kib "" "$bin" churn $LAYER_CHURN)
+  echo "| $name | $imix | $ichurn | $tc | $rss |" | tee -a "$table"
+done
 echo
 echo "written to $table"

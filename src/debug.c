@@ -48,6 +48,10 @@ typedef struct debug_header {
 _Static_assert(sizeof(debug_header) == 48, "the header keeps data 16-aligned");
 #define HEADER_SIZE sizeof(debug_header)
 
+/* The checks read headers of blocks that may be free, which AddressSanitizer
+ * builds poison: reading them is the point here. */
+#define READS_FREED_MEMORY __attribute__((no_sanitize("address")))
+
 static const char domain_ids[3] = {'r', 'm', 'o'};
 static const char *const domain_names[3] = {
     "the RAW domain (pa_raw_*)",
@@ -95,7 +99,7 @@ static const char *const fault_names[] = {
 };
 
 /* "label at address: xx xx xx ..." for up to 48 bytes. */
-static void report_bytes(const char *label, const void *at, size_t n) {
+READS_FREED_MEMORY static void report_bytes(const char *label, const void *at, size_t n) {
   char line[240];
   int used = snprintf(line, sizeof line, "  %s at %p:", label, at);
   if (n > 48) n = 48;
@@ -111,7 +115,7 @@ static void report_where_allocated(const void *p, const void *inner) {
 }
 
 /* The block's figures, the bytes around both guards, and its origin. */
-static void report_block(const void *p, const debug_header *h, bool readable_data) {
+READS_FREED_MEMORY static void report_block(const void *p, const debug_header *h, bool readable_data) {
   pa_message("  block %p: %llu bytes requested, serial %llu, allocated through %s", p,
              (unsigned long long)h->size, (unsigned long long)h->serial,
              domain_name_of(h->domain));
@@ -127,7 +131,7 @@ __attribute__((noreturn, cold)) static void debug_abort(void) {
   abort();
 }
 
-__attribute__((noreturn, cold)) static void report_block_fault(enum fault fault, const void *p,
+READS_FREED_MEMORY __attribute__((noreturn, cold)) static void report_block_fault(enum fault fault, const void *p,
                                                                const char *detail,
                                                                bool readable_data) {
   const debug_header *h = header_of(p);
@@ -139,7 +143,7 @@ __attribute__((noreturn, cold)) static void report_block_fault(enum fault fault,
 
 /* ---- Checks ---------------------------------------------------------------- */
 
-static bool bytes_are(const void *at, unsigned char value, size_t n) {
+READS_FREED_MEMORY static bool bytes_are(const void *at, unsigned char value, size_t n) {
   const unsigned char *byte = at;
   for (size_t i = 0; i < n; i++)
     if (byte[i] != value) return false;
@@ -149,10 +153,12 @@ static bool bytes_are(const void *at, unsigned char value, size_t n) {
 /* For a pointer into a carved pool: where its block starts, else NULL. */
 static const char *pool_block_start(const void *p) {
   pa_arena *arena = pa_arena_of(p);
+  if (arena == NULL) return NULL;
   const pa_pool *pool = pa_pool_of(p);
-  if (arena == NULL || (uintptr_t)pool >= arena->pool_address || pool->block_size == 0 ||
-      pool->state == PA_POOL_EMPTY)
-    return NULL;
+  arenas_lock(); /* other threads carve pools */
+  bool carved = (uintptr_t)pool < arena->pool_address;
+  arenas_unlock();
+  if (!carved || pool->block_size == 0 || pool->state == PA_POOL_EMPTY) return NULL;
   const char *first = (const char *)pool + PA_POOL_HEADER_SIZE;
   if ((const char *)p < first) return NULL;
   size_t index = (size_t)((const char *)p - first) / pool->block_size;
@@ -164,7 +170,7 @@ static const char *pool_block_start(const void *p) {
  * mapped: 8-aligned (every debug block is, 16 over poolalloc's layers), its
  * header readable and, in a
  * pool, where the header's offset says inside one block. */
-static bool plausible_block(const void *p) {
+READS_FREED_MEMORY static bool plausible_block(const void *p) {
   if ((uintptr_t)p % 8 != 0 || (uintptr_t)p < HEADER_SIZE) return false;
   const debug_header *h = header_of(p);
   if (pa_arena_of(p)) {
@@ -177,7 +183,7 @@ static bool plausible_block(const void *p) {
 
 /* Every check a release makes, in the order that names the fault best;
  * the domain is checked unless `any_domain`. */
-static void check_block(const void *p, pa_domain releasing, bool any_domain) {
+READS_FREED_MEMORY static void check_block(const void *p, pa_domain releasing, bool any_domain) {
   if (!plausible_block(p)) {
     pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
                "(released through %s)", p, domain_names[releasing]);
@@ -208,7 +214,7 @@ static void check_block(const void *p, pa_domain releasing, bool any_domain) {
 
 /* A pool block the debug layer freed carries the tag; every byte it did not
  * keep must still be dead. */
-static void check_reused(const char *inner) {
+READS_FREED_MEMORY static void check_reused(const char *inner) {
   const char *block = pool_block_start(inner);
   if (block != inner) return;
   size_t block_size = pa_pool_of(inner)->block_size;

@@ -66,8 +66,7 @@ void *os_map_aligned(size_t size, size_t alignment) {
  * with ENOMEM on an unmapped page), so the debug hooks can look at the bytes
  * before a pointer they were handed without faulting. */
 bool os_is_mapped(const void *p, size_t size) {
-  static size_t page;
-  if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t first = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = (uintptr_t)p + size;
   unsigned char residency[4];

@@ -320,7 +320,10 @@ void pa_trace_stop(void) {
   pthread_mutex_unlock(&trace.lock);
 }
 
-int pa_trace_frames(void) { return atomic_load_explicit(&trace.frames, memory_order_relaxed); }
+int pa_trace_frames(void) {
+  domain_layer(PA_DOMAIN_MEM); /* POOLALLOC_TRACE may not have been read yet */
+  return atomic_load_explicit(&trace.frames, memory_order_relaxed);
+}
 
 void pa_trace_get_traced_memory(size_t *current, size_t *peak) {
   pthread_mutex_lock(&trace.lock);

@@ -63,7 +63,7 @@ static void invalid_realloc(void) {
 static void mismatch_obj_mem(void) { pa_free(pa_obj_malloc(10)); }
 static void mismatch_mem_raw(void) { pa_raw_free(pa_malloc(10)); }
 
-__attribute__((noinline)) static void use_after_free(void) {
+__attribute__((noinline, unused)) static void use_after_free(void) {
   char *p = pa_malloc(40);
   pa_free(p);
   poke(p + 5, 'X');
@@ -161,7 +161,11 @@ static const struct scenario {
      {"API mismatch", "allocated through the OBJ domain", "released through the MEM domain"}},
     {"mismatch_mem_raw", mismatch_mem_raw,
      {"API mismatch", "allocated through the MEM domain", "released through the RAW domain"}},
+#if !defined(__SANITIZE_ADDRESS__)
+    /* (under AddressSanitizer the write into the poisoned free block is
+     * caught first, by the sanitizer: test_asan_poison) */
     {"use_after_free", use_after_free, {"use after free", "is 0x58, not 0xdd", "40 bytes requested"}},
+#endif
     {"api_setup_overflow", api_setup_overflow, {"buffer overflow", "24 bytes requested"}},
 };
 
