@@ -143,14 +143,38 @@ READS_FREED_MEMORY __attribute__((noreturn, cold)) static void report_block_faul
 
 /* ---- Checks ---------------------------------------------------------------- */
 
-READS_FREED_MEMORY static bool bytes_are(const void *at, unsigned char value, size_t n) {
+/* Where the first byte other than value is in [at, at + n), or n: a word
+ * at a time. */
+READS_FREED_MEMORY static size_t first_byte_not(const void *at, unsigned char value, size_t n) {
   const unsigned char *byte = at;
-  for (size_t i = 0; i < n; i++)
-    if (byte[i] != value) return false;
-  return true;
+  uint64_t pattern = 0x0101010101010101ULL * value, word;
+  size_t i = 0;
+  for (; i + sizeof word <= n; i += sizeof word) {
+    memcpy(&word, byte + i, sizeof word);
+    if (word != pattern) break;
+  }
+  for (; i < n; i++)
+    if (byte[i] != value) return i;
+  return n;
 }
 
-/* For a pointer into a carved pool: where its block starts, else NULL. */
+static bool bytes_are(const void *at, unsigned char value, size_t n) {
+  return first_byte_not(at, value, n) == n;
+}
+
+/* For a pointer into a block that is handed out (or was, for a check):
+ * where its block starts, else NULL. */
+static const char *live_block_start(const void *p) {
+  if (pa_arena_of(p) == NULL) return NULL;
+  const pa_pool *pool = pa_pool_of(p);
+  const char *first = (const char *)pool + PA_POOL_HEADER_SIZE;
+  if ((const char *)p < first) return NULL;
+  size_t index = (size_t)((const char *)p - first) / pool->block_size;
+  if (index >= pa_pool_capacity(pool->block_size)) return NULL;
+  return first + index * pool->block_size;
+}
+
+/* The same for any pointer: NULL unless it points into a carved pool. */
 static const char *pool_block_start(const void *p) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return NULL;
@@ -159,11 +183,7 @@ static const char *pool_block_start(const void *p) {
   bool carved = (uintptr_t)pool < arena->pool_address;
   arenas_unlock();
   if (!carved || pool->block_size == 0 || pool->state == PA_POOL_EMPTY) return NULL;
-  const char *first = (const char *)pool + PA_POOL_HEADER_SIZE;
-  if ((const char *)p < first) return NULL;
-  size_t index = (size_t)((const char *)p - first) / pool->block_size;
-  if (index >= pa_pool_capacity(pool->block_size)) return NULL;
-  return first + index * pool->block_size;
+  return live_block_start(p);
 }
 
 /* Whether p can be a block of ours at all, without reading past what is
@@ -215,8 +235,7 @@ READS_FREED_MEMORY static void check_block(const void *p, pa_domain releasing, b
 /* A pool block the debug layer freed carries the tag; every byte it did not
  * keep must still be dead. */
 READS_FREED_MEMORY static void check_reused(const char *inner) {
-  const char *block = pool_block_start(inner);
-  if (block != inner) return;
+  if (live_block_start(inner) != inner) return;
   size_t block_size = pa_pool_of(inner)->block_size;
   uint64_t tag;
   memcpy(&tag, inner + 8, sizeof tag);
@@ -227,20 +246,19 @@ READS_FREED_MEMORY static void check_reused(const char *inner) {
     return;
   size_t kept_from = header_at + offsetof(debug_header, size);
   size_t kept_to = header_at + offsetof(debug_header, guard);
-  for (size_t i = 16; i < block_size; i++) {
-    if (i == kept_from) i = kept_to;
-    if ((unsigned char)inner[i] == DEAD_BYTE) continue;
-    const debug_header *h = (const debug_header *)(inner + header_at);
-    const char *p = inner + header_at + HEADER_SIZE;
-    pa_message("poolalloc: debug: use after free: block %p was written after it was freed: "
-               "byte %p (+%zd) is 0x%02x, not 0x%02x", (void *)p, (void *)(inner + i),
-               (inner + i) - p, (unsigned char)inner[i], DEAD_BYTE);
-    pa_message("  block %p: %llu bytes requested, serial %llu", (void *)p,
-               (unsigned long long)h->size, (unsigned long long)h->serial);
-    size_t from = i >= 8 ? i - 8 : 0;
-    report_bytes("bytes around it", inner + from, block_size - from < 24 ? block_size - from : 24);
-    debug_abort();
-  }
+  size_t i = 16 + first_byte_not(inner + 16, DEAD_BYTE, kept_from - 16);
+  if (i == kept_from) i = kept_to + first_byte_not(inner + kept_to, DEAD_BYTE, block_size - kept_to);
+  if (i == block_size) return;
+  const debug_header *h = (const debug_header *)(inner + header_at);
+  const char *p = inner + header_at + HEADER_SIZE;
+  pa_message("poolalloc: debug: use after free: block %p was written after it was freed: "
+             "byte %p (+%zd) is 0x%02x, not 0x%02x", (void *)p, (void *)(inner + i),
+             (inner + i) - p, (unsigned char)inner[i], DEAD_BYTE);
+  pa_message("  block %p: %llu bytes requested, serial %llu", (void *)p,
+             (unsigned long long)h->size, (unsigned long long)h->serial);
+  size_t from = i >= 8 ? i - 8 : 0;
+  report_bytes("bytes around it", inner + from, block_size - from < 24 ? block_size - from : 24);
+  debug_abort();
 }
 
 /* ---- The layer ------------------------------------------------------------ */
@@ -276,7 +294,7 @@ static void debug_release(void *ctx, void *p) {
   debug_header *h = header_of(p);
   char *base = (char *)p - h->offset;
   size_t span = h->offset + h->size + trailing_span(h->size);
-  const char *block = pool_block_start(base);
+  const char *block = live_block_start(base);
   if (block == base) span = pa_pool_of(base)->block_size;
   size_t header_at = (size_t)((char *)h - base);
   memset(base, DEAD_BYTE, header_at + offsetof(debug_header, size));

@@ -164,13 +164,13 @@ bool domain_is_default(const pa_layer *layer, pa_domain domain) {
 
 /* The inline fast path declined: a size it does not serve, an exhausted
  * pool, a thread's first call, or a layer on top of the default. */
-PA_ENTRY void *domain_malloc(pa_domain domain, size_t size) {
+PA_ENTRY void *domain_malloc(size_t size, pa_domain domain) {
   const pa_layer *layer = domain_layer(domain);
   if (layer == &default_layers[domain]) return heap_malloc_slow(pa_thread_heap, size);
   return layer->api.malloc(layer->api.ctx, size);
 }
 
-PA_ENTRY void domain_free(pa_domain domain, void *p) {
+PA_ENTRY void domain_free(void *p, pa_domain domain) {
   const pa_layer *layer = domain_layer(domain);
   if (layer == &default_layers[domain])
     general_free(p);

@@ -269,7 +269,7 @@ size_t radix_leaves(void);
 /* Every function between a public entry point and the layers on top of the
  * domains goes in this section, so tracing can tell poolalloc's frames from
  * the caller's (src/trace.c). */
-#define PA_ENTRY __attribute__((section("poolalloc_entry"), noinline))
+#define PA_ENTRY __attribute__((section("poolalloc_entry")))
 
 /* ---- Domains and their allocators (src/domain.c) ------------------------- */
 
@@ -295,8 +295,8 @@ struct pa_fast_limits {
 };
 extern struct pa_fast_limits pa_fast;
 
-void *domain_malloc(pa_domain domain, size_t size);
-void domain_free(pa_domain domain, void *p);
+void *domain_malloc(size_t size, pa_domain domain);
+void domain_free(void *p, pa_domain domain);
 /* The layer serving a domain now (reading the options first if need be). */
 const pa_layer *domain_layer(pa_domain domain);
 bool domain_is_default(const pa_layer *layer, pa_domain domain);
@@ -336,7 +336,7 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
     void *block = pa_heap_take_small(pa_thread_heap, size);
     if (__builtin_expect(block != NULL, 1)) return block;
   }
-  return domain_malloc(domain, size);
+  return domain_malloc(size, domain);
 }
 
 /* p is a block of pool. */
@@ -352,7 +352,7 @@ static inline void pa_pool_free(pa_pool *pool, void *p) {
 static inline void pa_free_fast(pa_domain domain, void *p) {
   uintptr_t limit = atomic_load_explicit(&pa_fast.radix_root, memory_order_relaxed);
   if (__builtin_expect(pa_arena_lookup(p, limit) == NULL, 0)) {
-    domain_free(domain, p);
+    domain_free(p, domain);
     return;
   }
   pa_pool_free(pa_pool_of(p), p);
