@@ -54,7 +54,8 @@ PA_API void *pa_realloc(void *ptr, size_t size);
  * A pointer the pools did not hand out goes to the raw layer's free. */
 PA_API void pa_free(void *ptr);
 
-/* The bytes usable at ptr (at least what was asked for); 0 for NULL. */
+/* The bytes usable at ptr (at least what was asked for; exactly that under
+ * the debug hooks); 0 for NULL. */
 PA_API size_t pa_usable_size(const void *ptr);
 
 /* alignment must be a power of two (else NULL, EINVAL). */

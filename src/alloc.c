@@ -4,9 +4,10 @@
  *
  *   pa_malloc(n):  n in 1..512 -> size class (n-1) >> shift -> the calling
  *                  thread's first used pool of that class -> pop its free
- *                  list or carve a virgin block.  Anything else, an
- *                  exhausted pool, or a layer on top of the default
- *                  (src/domain.c) takes domain_malloc().
+ *                  list or carve a virgin block; an exhausted pool takes
+ *                  heap_malloc_slow().  Other sizes, and every call while a
+ *                  layer is on top of the default (src/domain.c), take
+ *                  domain_malloc().
  *   pa_free(p):    radix lookup p -> arena?  no: domain_free (the RAW
  *                  domain, or the layer on top).  yes: the pool is p rounded
  *                  down to the pool size; its owner frees locally, other

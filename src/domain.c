@@ -109,6 +109,9 @@ static struct {
     .current = {&default_layers[0], &default_layers[1], &default_layers[2]},
 };
 
+void domains_lock(void) { pthread_mutex_lock(&domains.lock); }
+void domains_unlock(void) { pthread_mutex_unlock(&domains.lock); }
+
 /* Set while this thread reads the options and installs what they ask for. */
 static _Thread_local bool domains_starting_here __attribute__((tls_model("initial-exec")));
 

@@ -13,7 +13,9 @@
  * it whole.  Frees into an abandoned heap wait on its remote stack until it
  * is adopted or pa_collect() drains it.
  *
- * Lock order: heaps.lock, then the arena lock, then the meta lock.
+ * Lock order: the trace lock, the domains lock, heaps.lock, the arena lock,
+ * the meta lock.  fork() takes them all in that order, so the child finds
+ * none held by a thread it does not have.
  *
  * Nothing here calls malloc before the calling thread has its heap, so the
  * library can be the process's malloc (src/override.c) and be entered again
@@ -90,6 +92,8 @@ static void heap_thread_exit(void *arg) {
 /* fork(): the child inherits one thread; the heaps of the others will never
  * see their threads again, so they are abandoned for adoption. */
 static void heaps_fork_prepare(void) {
+  trace_lock();
+  domains_lock();
   pthread_mutex_lock(&heaps.lock);
   arenas_lock();
   meta_lock();
@@ -99,11 +103,15 @@ static void heaps_fork_parent(void) {
   meta_unlock();
   arenas_unlock();
   pthread_mutex_unlock(&heaps.lock);
+  domains_unlock();
+  trace_unlock();
 }
 
 static void heaps_fork_child(void) {
   meta_unlock();
   arenas_unlock();
+  domains_unlock();
+  trace_unlock();
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
     if (heap != pa_thread_heap && !heap->abandoned) heap_abandon_locked(heap);
   pthread_mutex_unlock(&heaps.lock);

@@ -2,6 +2,11 @@
  * poolalloc internals: every constant, every structure, and the prototypes
  * that cross file boundaries.  The picture first (numbers are the defaults):
  *
+ *   request path:  public API (alloc.c, override.c) ──> domain RAW / MEM / OBJ
+ *     (domain.c: the default layer, or a chain on top of it: a user's
+ *     pa_set_allocator, debug.c, trace.c) ──> general allocator (alloc.c)
+ *     ──> thread heap (heap.c) ──> pool (pool.c) ──> arena (arena.c) ──> OS
+ *
  *   OS ──mmap──> arena (256 KiB, aligned to 256 KiB) ──carved into──> 64 pools
  *
  *   arena  [pool 0][pool 1][pool 2] ... [pool 63]        4 KiB each
@@ -310,6 +315,10 @@ void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
 /* Whether the pools or the raw layer have served anything yet. */
 bool allocations_served(void);
 void debug_install(void);
+void domains_lock(void);
+void domains_unlock(void);
+void trace_lock(void);
+void trace_unlock(void);
 /* Writes where p was allocated, if tracing knows; false if it does not. */
 bool trace_report_block(const void *p);
 size_t layer_usable_size(const pa_layer *layer, const void *p);
@@ -330,11 +339,15 @@ static inline void *pa_heap_take_small(pa_heap *heap, size_t size) {
   return block;
 }
 
+/* Past the limit test the default layer serves this domain, so an exhausted
+ * pool goes straight to the heap's slow path. */
 static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   size_t limit = atomic_load_explicit(&pa_fast.small_request, memory_order_relaxed);
   if (__builtin_expect(size - 1 < limit, 1)) {
-    void *block = pa_heap_take_small(pa_thread_heap, size);
+    pa_heap *heap = pa_thread_heap;
+    void *block = pa_heap_take_small(heap, size);
     if (__builtin_expect(block != NULL, 1)) return block;
+    return heap_malloc_slow(heap, size);
   }
   return domain_malloc(size, domain);
 }

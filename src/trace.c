@@ -62,6 +62,9 @@ static struct {
   size_t current, peak;
 } trace = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+void trace_lock(void) { pthread_mutex_lock(&trace.lock); }
+void trace_unlock(void) { pthread_mutex_unlock(&trace.lock); }
+
 static pa_layer trace_layers[3];
 static _Thread_local bool trace_busy __attribute__((tls_model("initial-exec")));
 /* The block this thread is freeing, forgotten already but still reportable
