@@ -201,7 +201,7 @@ void domains_push(pa_layer layers[3]) {
   pthread_mutex_unlock(&domains.lock);
 }
 
-bool domains_remove(const pa_layer layers[3]) {
+void domains_remove(const pa_layer layers[3]) {
   pthread_mutex_lock(&domains.lock);
   bool on_top = true;
   for (int d = 0; d < 3; d++) on_top &= current_layer(d) == &layers[d];
@@ -211,7 +211,6 @@ bool domains_remove(const pa_layer layers[3]) {
     fast_limits_update();
   }
   pthread_mutex_unlock(&domains.lock);
-  return on_top;
 }
 
 bool allocations_served(void) {

@@ -309,7 +309,7 @@ bool domain_is_default(const pa_layer *layer, pa_domain domain);
  * domains_push sets their `below`; domains_remove takes them off if they are
  * still on top. */
 void domains_push(pa_layer layers[3]);
-bool domains_remove(const pa_layer layers[3]);
+void domains_remove(const pa_layer layers[3]);
 bool domains_contain(const pa_layer *layer, pa_domain domain);
 void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
 /* Whether the pools or the raw layer have served anything yet. */
