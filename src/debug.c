@@ -352,13 +352,12 @@ static size_t debug_usable_size(void *ctx, const void *p) {
 
 void debug_install(void) {
   if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return;
-  for (int d = 0; d < 3; d++)
-    debug_layers[d] = (pa_layer){
-        .api = {&debug_layers[d], debug_malloc, debug_calloc, debug_realloc, debug_free},
-        .aligned = debug_aligned,
-        .usable_size = debug_usable_size,
-    };
-  domains_push(debug_layers);
+  static const pa_layer functions = {
+      .api = {NULL, debug_malloc, debug_calloc, debug_realloc, debug_free},
+      .aligned = debug_aligned,
+      .usable_size = debug_usable_size,
+  };
+  domains_push(debug_layers, &functions);
 }
 
 int pa_setup_debug_hooks(void) {

@@ -191,9 +191,11 @@ size_t layer_usable_size(const pa_layer *layer, const void *p) {
   return layer->usable_size(layer->api.ctx, p);
 }
 
-void domains_push(pa_layer layers[3]) {
+void domains_push(pa_layer layers[3], const pa_layer *functions) {
   pthread_mutex_lock(&domains.lock);
   for (int d = 0; d < 3; d++) {
+    layers[d] = *functions;
+    layers[d].api.ctx = &layers[d];
     layers[d].below = current_layer(d);
     atomic_store_explicit(&domains.current[d], &layers[d], memory_order_release);
   }

@@ -306,9 +306,9 @@ void domain_free(void *p, pa_domain domain);
 const pa_layer *domain_layer(pa_domain domain);
 bool domain_is_default(const pa_layer *layer, pa_domain domain);
 /* Layers that go on top of all three domains at once: debug, tracing.
- * domains_push sets their `below`; domains_remove takes them off if they are
- * still on top. */
-void domains_push(pa_layer layers[3]);
+ * domains_push fills layers[] from `functions`, each layer its own ctx, and
+ * sets their `below`; domains_remove takes them off if still on top. */
+void domains_push(pa_layer layers[3], const pa_layer *functions);
 void domains_remove(const pa_layer layers[3]);
 bool domains_contain(const pa_layer *layer, pa_domain domain);
 void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);

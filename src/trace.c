@@ -301,15 +301,13 @@ int pa_trace_start(int frames) {
     errno = ENOMEM;
     return -1;
   }
-  if (!domains_contain(&trace_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) {
-    for (int d = 0; d < 3; d++)
-      trace_layers[d] = (pa_layer){
-          .api = {&trace_layers[d], trace_malloc, trace_calloc, trace_realloc, trace_free},
-          .aligned = trace_aligned,
-          .usable_size = trace_usable_size,
-      };
-    domains_push(trace_layers);
-  }
+  static const pa_layer functions = {
+      .api = {NULL, trace_malloc, trace_calloc, trace_realloc, trace_free},
+      .aligned = trace_aligned,
+      .usable_size = trace_usable_size,
+  };
+  if (!domains_contain(&trace_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM))
+    domains_push(trace_layers, &functions);
   return 0;
 }
 
