@@ -201,25 +201,25 @@ READS_FREED_MEMORY static bool plausible_block(const void *p) {
   return os_is_mapped(h, HEADER_SIZE);
 }
 
+/* The bytes before p are shown only where they are mapped. */
+__attribute__((noreturn, cold)) READS_FREED_MEMORY static void report_invalid_free(
+    const void *p, pa_domain releasing) {
+  pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
+             "(released through %s)", p, domain_names[releasing]);
+  const char *before = (const char *)p - HEADER_SIZE;
+  if ((uintptr_t)p % 8 == 0 && (uintptr_t)p >= HEADER_SIZE && os_is_mapped(before, HEADER_SIZE))
+    report_bytes("bytes before it", before, HEADER_SIZE);
+  debug_abort();
+}
+
 /* Every check a release makes, in the order that names the fault best;
  * the domain is checked unless `any_domain`. */
 READS_FREED_MEMORY static void check_block(const void *p, pa_domain releasing, bool any_domain) {
-  if (!plausible_block(p)) {
-    pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
-               "(released through %s)", p, domain_names[releasing]);
-    if ((uintptr_t)p % 8 == 0 && (uintptr_t)p >= 32 && os_is_mapped((char *)p - 32, 32))
-      report_bytes("bytes before it", (char *)p - 32, 32);
-    debug_abort();
-  }
+  if (!plausible_block(p)) report_invalid_free(p, releasing);
   const debug_header *h = header_of(p);
   if (bytes_are(h->guard, DEAD_BYTE, LEADING_GUARD))
     report_block_fault(FAULT_DOUBLE_FREE, p, "was freed already", false);
-  if (h->domain != 'r' && h->domain != 'm' && h->domain != 'o') {
-    pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
-               "(released through %s)", p, domain_names[releasing]);
-    report_bytes("bytes before it", h, HEADER_SIZE);
-    debug_abort();
-  }
+  if (h->domain != 'r' && h->domain != 'm' && h->domain != 'o') report_invalid_free(p, releasing);
   if (!bytes_are(h->guard, FORBIDDEN_BYTE, LEADING_GUARD))
     report_block_fault(FAULT_UNDERFLOW, p, "was written before its start", true);
   if (!bytes_are((const char *)p + h->size, FORBIDDEN_BYTE, trailing_span(h->size)))
