@@ -233,17 +233,29 @@ PA_API void pa_snapshot_compare(const pa_snapshot *newer,
 /* Writes "0xADDR symbol+0xOFF (object)" for one frame into buf. */
 PA_API void pa_trace_format_frame(void *frame, char *buf, size_t size);
 
-/* ---- Statistics ---------------------------------------------------------- */
+/* ---- Statistics ----------------------------------------------------------
+ *
+ * Figures are exact when no other thread allocates while they are taken,
+ * and each figure is a consistent reading otherwise.  docs/stats.md explains
+ * every field and the JSON schema of pa_stats_json and pa_heap_snapshot. */
 
 struct pa_class_stats {
   size_t block_size;
   size_t pools;            /* pools of this class, used and full */
-  size_t blocks_in_use;
+  size_t blocks_in_use;    /* includes blocks other threads freed that the
+                              owner has not taken back yet */
   size_t blocks_available; /* free blocks in those pools, carved or not */
 };
 
-/* A snapshot.  Arena counters are exact at any time; the pool and block
- * figures are exact when no other thread is allocating while it is taken. */
+/* Traffic through one domain, in blocks, since start-up. */
+struct pa_domain_stats {
+  size_t small_allocations; /* blocks the pools handed out for it */
+  size_t small_frees;       /* its blocks given back to the pools */
+  size_t large_allocations; /* MEM, OBJ: requests sent on to the raw domain;
+                               RAW: blocks the raw layer handed out */
+  size_t large_frees;       /* the frees of those */
+};
+
 struct pa_stats {
   /* geometry of this build */
   size_t alignment, size_classes, small_request_threshold, pool_size, arena_size,
@@ -262,8 +274,11 @@ struct pa_stats {
   size_t bytes_empty_pools;     /* in empty and never-touched pools */
   size_t bytes_pool_headers;    /* pool headers of used and full pools */
   size_t bytes_quantization;    /* tail of each pool too small for a block */
-  /* traffic: blocks the pools handed out, ever */
-  size_t small_allocations;
+  /* traffic: blocks the pools handed out and took back, ever (the sums of
+   * the domains' small_allocations and small_frees) */
+  size_t small_allocations, small_frees;
+  /* traffic through each domain, indexed by pa_domain */
+  struct pa_domain_stats domains[3];
   /* raw layer (requests above the threshold, large alignments, foreign
    * pointers): calls, and bytes as the raw allocator sized them */
   size_t raw_allocations, raw_frees, raw_bytes_in_use, raw_bytes_peak;
@@ -275,8 +290,35 @@ struct pa_stats {
 /* Fills *out; returns 0. */
 PA_API int pa_stats_get(struct pa_stats *out);
 
-/* Prints the statistics as sys._debugmallocstats() does for CPython. */
+/* One thread heap: the pools it owns and what its thread did. */
+struct pa_heap_stats {
+  unsigned id;      /* 1, 2, ... in order of creation */
+  int thread;       /* kernel thread id (gettid) of its thread; 0 when the
+                       thread exited and the heap waits for adoption */
+  size_t pools_used, pools_full;
+  size_t bytes_in_use, bytes_available, bytes_pool_headers, bytes_quantization;
+  /* blocks its thread took from the pools and freed (into any heap's pool) */
+  size_t small_allocations, small_frees;
+  struct pa_class_stats classes[PA_MAX_CLASSES];
+};
+
+/* Fills out[0 .. max-1] with heaps 1..max (out[i] is heap i + 1) and returns
+ * how many heaps there are, which may be more than max. */
+PA_API size_t pa_stats_heaps(struct pa_heap_stats *out, size_t max);
+
+/* Prints the statistics as sys._debugmallocstats() does for CPython, then
+ * each thread heap and the traffic through each domain. */
 PA_API void pa_stats_print(FILE *out);
+
+/* Writes the statistics and the thread heaps as one JSON object (schema in
+ * docs/stats.md).  Returns 0, or -1 with errno set if writing failed. */
+PA_API int pa_stats_json(FILE *out);
+
+/* Writes every arena held with every pool in it (state, size class, blocks
+ * in use and capacity, owning heap), with the statistics, as JSON (schema
+ * in docs/stats.md); the input of the heap map (`poolalloc run --map`).
+ * Returns 0, or -1 with errno set (ENOMEM, or a write error). */
+PA_API int pa_heap_snapshot(FILE *out);
 
 #ifdef __cplusplus
 }

@@ -20,30 +20,63 @@
 
 /* ---- The general allocator ----------------------------------------------- */
 
-void *general_malloc(size_t size) {
+/* Requests sent on to the raw domain, by the domain they came through:
+ * atomic, as any thread may count, and cheap next to a raw allocation. */
+static struct {
+  _Atomic size_t allocations[3];
+  _Atomic size_t frees[3];
+} large;
+
+static void count_large(_Atomic size_t *counter) {
+  atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
+void general_counters(struct pa_stats *out) {
+  for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
+    out->domains[d].large_allocations =
+        atomic_load_explicit(&large.allocations[d], memory_order_relaxed);
+    out->domains[d].large_frees = atomic_load_explicit(&large.frees[d], memory_order_relaxed);
+  }
+}
+
+static void *general_large(size_t size, pa_domain domain) {
+  void *p = pa_raw_malloc(size);
+  if (p) count_large(&large.allocations[domain]);
+  return p;
+}
+
+void *general_malloc(size_t size, pa_domain domain) {
   pa_heap *heap = pa_thread_heap;
   if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
-    void *block = pa_heap_take_small(heap, size);
+    void *block = pa_heap_take_small(heap, size, domain);
     if (block) return block;
+  } else if (size > PA_SMALL_REQUEST_THRESHOLD) {
+    return general_large(size, domain);
   }
-  return heap_malloc_slow(heap, size);
+  return heap_malloc_slow(heap, size, domain);
 }
 
-void general_free(void *p) {
-  if (pa_arena_of(p))
-    pa_pool_free(pa_pool_of(p), p);
-  else if (p)
+void general_free(void *p, pa_domain domain) {
+  if (pa_arena_of(p)) {
+    pa_pool_free(pa_pool_of(p), p, domain);
+  } else if (p) {
+    count_large(&large.frees[domain]);
     pa_raw_free(p);
+  }
 }
 
-void *general_calloc(size_t count, size_t size) {
+void *general_calloc(size_t count, size_t size, pa_domain domain) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > PA_SMALL_REQUEST_THRESHOLD) return pa_raw_calloc(count, size);
-  void *p = general_malloc(total);
+  if (total > PA_SMALL_REQUEST_THRESHOLD) {
+    void *p = pa_raw_calloc(count, size);
+    if (p) count_large(&large.allocations[domain]);
+    return p;
+  }
+  void *p = general_malloc(total, domain);
   if (p) memset(p, 0, total);
   return p;
 }
@@ -54,11 +87,11 @@ size_t general_usable_size(const void *p) {
   return pa_pool_of(p)->block_size;
 }
 
-static void *realloc_move(void *p, size_t old_size, size_t size) {
-  void *fresh = general_malloc(size);
+static void *realloc_move(void *p, size_t old_size, size_t size, pa_domain domain) {
+  void *fresh = general_malloc(size, domain);
   if (fresh == NULL) return NULL;
   memcpy(fresh, p, size < old_size ? size : old_size);
-  general_free(p);
+  general_free(p, domain);
   return fresh;
 }
 
@@ -67,31 +100,35 @@ static void *realloc_move(void *p, size_t old_size, size_t size) {
  * moves, into a pool or out to the raw domain.  A raw block shrinking to a
  * small size moves into a pool, which frees the large one; the raw layer
  * tells how many of its bytes are readable (CPython keeps such blocks raw
- * for want of that, SF bug #1185883). */
-void *general_realloc(void *p, size_t size) {
-  if (p == NULL) return general_malloc(size);
+ * for want of that, SF bug #1185883).  A raw block growing stays raw and
+ * counts as no new request. */
+void *general_realloc(void *p, size_t size, pa_domain domain) {
+  if (p == NULL) return general_malloc(size, domain);
   if (size == 0) {
-    general_free(p);
+    general_free(p, domain);
     return NULL;
   }
   if (pa_arena_of(p) == NULL) {
-    if (size <= PA_SMALL_REQUEST_THRESHOLD) return realloc_move(p, general_usable_size(p), size);
+    if (size <= PA_SMALL_REQUEST_THRESHOLD)
+      return realloc_move(p, general_usable_size(p), size, domain);
     return pa_raw_realloc(p, size);
   }
   size_t block_size = pa_pool_of(p)->block_size;
   if (size <= block_size && (size * 4 > block_size * 3 || size > block_size - PA_ALIGNMENT))
     return p;
-  return realloc_move(p, block_size, size);
+  return realloc_move(p, block_size, size, domain);
 }
 
 /* Blocks are PA_ALIGNMENT aligned, and 16-aligned when their class size is a
  * multiple of 16 (pools and headers are); larger alignments go raw.  The
  * caller has checked that alignment is a power of two. */
-void *general_aligned(size_t alignment, size_t size) {
-  if (alignment <= PA_ALIGNMENT) return general_malloc(size);
+void *general_aligned(size_t alignment, size_t size, pa_domain domain) {
+  if (alignment <= PA_ALIGNMENT) return general_malloc(size, domain);
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
-    return general_malloc(size ? (size + 15) & ~(size_t)15 : 16);
-  return layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size);
+    return general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
+  void *p = layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size);
+  if (p) count_large(&large.allocations[domain]);
+  return p;
 }
 
 /* ---- Domain entry points --------------------------------------------------- */
@@ -100,14 +137,14 @@ void *general_aligned(size_t alignment, size_t size) {
 PA_ENTRY static void *domain_calloc(pa_domain domain, size_t count, size_t size) {
   const pa_layer *layer = domain_layer(domain);
   if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
-    return general_calloc(count, size);
+    return general_calloc(count, size, domain);
   return layer->api.calloc(layer->api.ctx, count, size);
 }
 
 PA_ENTRY static void *domain_realloc(pa_domain domain, void *p, size_t size) {
   const pa_layer *layer = domain_layer(domain);
   if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
-    return general_realloc(p, size);
+    return general_realloc(p, size, domain);
   return layer->api.realloc(layer->api.ctx, p, size);
 }
 
@@ -156,7 +193,7 @@ PA_ENTRY void *pa_aligned_alloc(size_t alignment, size_t size) {
     return NULL;
   }
   const pa_layer *layer = domain_layer(PA_DOMAIN_MEM);
-  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_aligned(alignment, size);
+  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_aligned(alignment, size, PA_DOMAIN_MEM);
   return layer_aligned(layer, alignment, size);
 }
 

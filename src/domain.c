@@ -60,33 +60,30 @@ static size_t raw_layer_usable_size(void *ctx, const void *p) {
   return p ? raw_usable_size(p) : 0;
 }
 
+/* The general layer's ctx is the domain it serves, so its traffic is
+ * counted where it belongs. */
+static pa_domain ctx_domain(void *ctx) { return (pa_domain)(uintptr_t)ctx; }
+
 static void *general_layer_malloc(void *ctx, size_t size) {
-  (void)ctx;
-  return general_malloc(size);
+  return general_malloc(size, ctx_domain(ctx));
 }
 static void *general_layer_calloc(void *ctx, size_t count, size_t size) {
-  (void)ctx;
-  return general_calloc(count, size);
+  return general_calloc(count, size, ctx_domain(ctx));
 }
 static void *general_layer_realloc(void *ctx, void *p, size_t size) {
-  (void)ctx;
-  return general_realloc(p, size);
+  return general_realloc(p, size, ctx_domain(ctx));
 }
-static void general_layer_free(void *ctx, void *p) {
-  (void)ctx;
-  general_free(p);
-}
+static void general_layer_free(void *ctx, void *p) { general_free(p, ctx_domain(ctx)); }
 static void *general_layer_aligned(void *ctx, size_t alignment, size_t size) {
-  (void)ctx;
-  return general_aligned(alignment, size);
+  return general_aligned(alignment, size, ctx_domain(ctx));
 }
 static size_t general_layer_usable_size(void *ctx, const void *p) {
   (void)ctx;
   return general_usable_size(p);
 }
 
-#define GENERAL_LAYER                                                                     \
-  {{NULL, general_layer_malloc, general_layer_calloc, general_layer_realloc,             \
+#define GENERAL_LAYER(domain)                                                             \
+  {{(void *)(uintptr_t)(domain), general_layer_malloc, general_layer_calloc, general_layer_realloc,             \
     general_layer_free},                                                                  \
    general_layer_aligned, general_layer_usable_size, NULL}
 
@@ -94,8 +91,8 @@ static const pa_layer default_layers[3] = {
     [PA_DOMAIN_RAW] = {{NULL, raw_layer_malloc, raw_layer_calloc, raw_layer_realloc,
                         raw_layer_free},
                        raw_layer_aligned, raw_layer_usable_size, NULL},
-    [PA_DOMAIN_MEM] = GENERAL_LAYER,
-    [PA_DOMAIN_OBJ] = GENERAL_LAYER,
+    [PA_DOMAIN_MEM] = GENERAL_LAYER(PA_DOMAIN_MEM),
+    [PA_DOMAIN_OBJ] = GENERAL_LAYER(PA_DOMAIN_OBJ),
 };
 
 enum { DOMAINS_COLD, DOMAINS_STARTING, DOMAINS_READY };
@@ -169,14 +166,14 @@ bool domain_is_default(const pa_layer *layer, pa_domain domain) {
  * pool, a thread's first call, or a layer on top of the default. */
 PA_ENTRY void *domain_malloc(size_t size, pa_domain domain) {
   const pa_layer *layer = domain_layer(domain);
-  if (layer == &default_layers[domain]) return heap_malloc_slow(pa_thread_heap, size);
+  if (layer == &default_layers[domain]) return general_malloc(size, domain);
   return layer->api.malloc(layer->api.ctx, size);
 }
 
 PA_ENTRY void domain_free(void *p, pa_domain domain) {
   const pa_layer *layer = domain_layer(domain);
   if (layer == &default_layers[domain])
-    general_free(p);
+    general_free(p, domain);
   else
     layer->api.free(layer->api.ctx, p);
 }

@@ -35,6 +35,7 @@ static struct {
   atomic_bool fork_handlers_registered;
   pa_heap *all;
   pa_heap *abandoned;
+  unsigned count; /* heaps made: the last id given */
 } heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
 static void heap_drain_remote(pa_heap *heap) {
@@ -46,7 +47,14 @@ static void heap_drain_remote(pa_heap *heap) {
   }
 }
 
-void heap_free_remote(pa_heap *owner, void *p) {
+/* A thread with no heap yet counts its frees in a shared counter. */
+static _Atomic size_t heapless_frees[3];
+
+void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) {
+  if (self != &pa_empty_heap)
+    self->frees[domain]++;
+  else
+    atomic_fetch_add_explicit(&heapless_frees[domain], 1, memory_order_relaxed);
   pa_block *block = p;
   pa_block *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
   do {
@@ -76,6 +84,7 @@ void heaps_collect_abandoned(void) {
 
 static void heap_abandon_locked(pa_heap *heap) {
   heap->abandoned = true;
+  heap->thread = 0;
   heap->next_abandoned = heaps.abandoned;
   heaps.abandoned = heap;
 }
@@ -142,21 +151,22 @@ static pa_heap *heap_acquire(void) {
     if (heap == NULL) return NULL;
     for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
     pthread_mutex_lock(&heaps.lock);
+    heap->id = ++heaps.count;
     heap->next_all = heaps.all;
     heaps.all = heap;
     pthread_mutex_unlock(&heaps.lock);
   }
+  heap->thread = os_thread_id();
   pa_thread_heap = heap; /* before anything below may call malloc */
   pthread_setspecific(heaps.exit_key, heap);
   heaps_register_fork_handlers();
   return heap;
 }
 
-/* Everything the inline fast path does not: first use by a thread, sizes 0
- * and above the threshold, frees from other threads, exhausted pools, and
- * taking a new pool from the arenas. */
-void *heap_malloc_slow(pa_heap *heap, size_t size) {
-  if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_raw_malloc(size);
+/* Everything the inline fast path does not for sizes 0..512: first use by a
+ * thread, frees from other threads, exhausted pools, and taking a new pool
+ * from the arenas. */
+void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   if (size == 0) size = 1;
   if (heap == &pa_empty_heap) {
     heap = heap_acquire();
@@ -170,7 +180,7 @@ void *heap_malloc_slow(pa_heap *heap, size_t size) {
   for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
     if (block) {
-      heap->small_allocations++;
+      heap->allocations[domain]++;
       return block;
     }
     pool_mark_full(heap, pool);
@@ -179,16 +189,14 @@ void *heap_malloc_slow(pa_heap *heap, size_t size) {
   if (pool == NULL) return NULL;
   pool_init(pool, heap, cls);
   pool_link_front(heap, pool);
-  heap->small_allocations++;
+  heap->allocations[domain]++;
   return pa_pool_take_block(pool);
 }
 
-void heaps_counters(struct pa_stats *out) {
-  pthread_mutex_lock(&heaps.lock);
-  for (pa_heap *heap = heaps.all; heap; heap = heap->next_all) {
-    out->heaps++;
-    out->heaps_abandoned += heap->abandoned;
-    out->small_allocations += heap->small_allocations;
-  }
-  pthread_mutex_unlock(&heaps.lock);
+void heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }
+void heaps_unlock(void) { pthread_mutex_unlock(&heaps.lock); }
+pa_heap *heaps_first(void) { return heaps.all; }
+
+size_t heaps_heapless_frees(pa_domain domain) {
+  return atomic_load_explicit(&heapless_frees[domain], memory_order_relaxed);
 }

@@ -187,7 +187,13 @@ struct pa_heap {
   pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
   bool abandoned; /* its thread exited; waits for adoption */
-  size_t small_allocations; /* blocks handed out by this heap, ever */
+  unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
+  int thread;     /* kernel id of the thread using it; 0 while abandoned */
+  /* Blocks this heap's thread took from the pools and gave back, by domain
+   * (the RAW slots stay 0: that domain never reaches the pools).  Plain
+   * counters, written by the owner only; statistics read them racily. */
+  size_t allocations[3];
+  size_t frees[3];
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the
@@ -195,11 +201,16 @@ struct pa_heap {
 extern _Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-exec")));
 extern pa_heap pa_empty_heap;
 
-void *heap_malloc_slow(pa_heap *heap, size_t size);
-void heap_free_remote(pa_heap *owner, void *p);
+void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
+void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
 void heap_collect(pa_heap *heap);
 void heaps_collect_abandoned(void);
-void heaps_counters(struct pa_stats *out);
+/* The list of every heap, newest first, for statistics: heaps are never
+ * freed, so ids run 1..n without gaps. */
+void heaps_lock(void);
+void heaps_unlock(void);
+pa_heap *heaps_first(void);
+size_t heaps_heapless_frees(pa_domain domain);
 
 /* ---- Arenas -------------------------------------------------------------- */
 
@@ -324,18 +335,20 @@ bool trace_report_block(const void *p);
 size_t layer_usable_size(const pa_layer *layer, const void *p);
 
 /* The general allocator: MEM's and OBJ's default (src/alloc.c). */
-void *general_malloc(size_t size);
-void *general_calloc(size_t count, size_t size);
-void *general_realloc(void *p, size_t size);
-void general_free(void *p);
-void *general_aligned(size_t alignment, size_t size);
+void *general_malloc(size_t size, pa_domain domain);
+void *general_calloc(size_t count, size_t size, pa_domain domain);
+void *general_realloc(void *p, size_t size, pa_domain domain);
+void general_free(void *p, pa_domain domain);
+void *general_aligned(size_t alignment, size_t size, pa_domain domain);
 size_t general_usable_size(const void *p);
+/* Requests the general allocator sent on to the raw domain, by domain. */
+void general_counters(struct pa_stats *out);
 
 /* ---- The fast paths, shared by the domain entry points and the override -- */
 
-static inline void *pa_heap_take_small(pa_heap *heap, size_t size) {
+static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain domain) {
   void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
-  if (__builtin_expect(block != NULL, 1)) heap->small_allocations++;
+  if (__builtin_expect(block != NULL, 1)) heap->allocations[domain]++;
   return block;
 }
 
@@ -345,21 +358,23 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   size_t limit = atomic_load_explicit(&pa_fast.small_request, memory_order_relaxed);
   if (__builtin_expect(size - 1 < limit, 1)) {
     pa_heap *heap = pa_thread_heap;
-    void *block = pa_heap_take_small(heap, size);
+    void *block = pa_heap_take_small(heap, size, domain);
     if (__builtin_expect(block != NULL, 1)) return block;
-    return heap_malloc_slow(heap, size);
+    return heap_malloc_slow(heap, size, domain);
   }
   return domain_malloc(size, domain);
 }
 
 /* p is a block of pool. */
-static inline void pa_pool_free(pa_pool *pool, void *p) {
+static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = pa_thread_heap;
   track_free(p, pool->block_size);
-  if (__builtin_expect(pool->owner == heap, 1))
+  if (__builtin_expect(pool->owner == heap, 1)) {
+    heap->frees[domain]++;
     pa_pool_free_local(heap, pool, p);
-  else
-    heap_free_remote(pool->owner, p);
+  } else {
+    heap_free_remote(heap, pool->owner, p, domain);
+  }
 }
 
 static inline void pa_free_fast(pa_domain domain, void *p) {
@@ -368,7 +383,7 @@ static inline void pa_free_fast(pa_domain domain, void *p) {
     domain_free(p, domain);
     return;
   }
-  pa_pool_free(pa_pool_of(p), p);
+  pa_pool_free(pa_pool_of(p), p, domain);
 }
 
 /* ---- Internal metadata (heap and arena records) -------------------------- */
@@ -377,16 +392,50 @@ void *meta_alloc(size_t size);
 void meta_lock(void);
 void meta_unlock(void);
 
+/* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
+
+/* One walk fills *s and, for heaps 1..max, per_heap[]; returns the number
+ * of heaps. */
+size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max);
+/* The JSON object of pa_stats_json, without a newline. */
+void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
+                      size_t nheaps);
+
+/* A heap snapshot in memory mapped from the OS: taken under the locks,
+ * written (with stdio, which may malloc) after they are released. */
+struct snapshot_pool;
+struct snapshot {
+  size_t mapped; /* bytes of this record */
+  uint64_t taken_ms;
+  struct pa_stats stats;
+  size_t nheaps;
+  struct pa_heap_stats *heaps;
+  size_t narenas;
+  uintptr_t *bases;             /* narenas */
+  struct snapshot_pool *pools;  /* narenas * PA_POOLS_PER_ARENA */
+};
+struct snapshot *snapshot_capture(void); /* NULL if out of memory */
+void snapshot_write(FILE *out, const struct snapshot *snap);
+void snapshot_release(struct snapshot *snap);
+
 /* ---- Options (POOLALLOC_* environment variables) ------------------------- */
 
+#define PA_OPTION_PATH_MAX 512
 struct pa_options {
   bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
   bool debug;      /* POOLALLOC_DEBUG: debug hooks on every domain */
   int trace;       /* POOLALLOC_TRACE=N: trace allocations, N frames each */
+  int sample_ms;   /* POOLALLOC_SAMPLE=MS: sample every MS ms (src/sample.c) */
+  /* Paths, "" when unset; %p in them stands for the process id. */
+  char sample_path[PA_OPTION_PATH_MAX];   /* POOLALLOC_SAMPLE_FILE */
+  char snapshot_path[PA_OPTION_PATH_MAX]; /* POOLALLOC_SNAPSHOT */
 };
 extern struct pa_options pa_options;
 void options_init(void);
+/* pattern with %p replaced by the process id, into out; false if pattern
+ * is empty or the result does not fit. */
+bool options_expand_path(const char *pattern, char *out, size_t size);
 /* A line to stderr with write(2): safe wherever malloc is not. */
 void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
@@ -400,6 +449,12 @@ void os_unmap(void *p, size_t size);
  * tests can prove that exhaustion is survived. */
 void os_fail_after(long countdown);
 bool os_is_mapped(const void *p, size_t size);
+/* The calling thread's kernel id, which names heaps in statistics. */
+int os_thread_id(void);
+/* Resident set size of this process in bytes, 0 if unknown. */
+size_t os_resident_bytes(void);
+/* Milliseconds on a monotonic clock. */
+uint64_t os_monotonic_ms(void);
 
 #pragma GCC visibility pop
 #endif

@@ -19,16 +19,51 @@ struct pa_options pa_options;
  * close_stdout does), or the file POOLALLOC_SHOW_STATS names, to which every
  * process appends (child processes' stderr stays clean). */
 static int stats_fd = -1;
-static const char *stats_path;
+static char stats_path[PA_OPTION_PATH_MAX];
 
 static bool option_enabled(const char *value) {
   return value && *value && strcmp(value, "0") != 0;
 }
 
+/* Paths longer than the buffer are dropped whole, with a message: a cut
+ * path would write somewhere the user did not ask for. */
+static void option_copy(char out[PA_OPTION_PATH_MAX], const char *value) {
+  out[0] = '\0';
+  if (value == NULL) return;
+  if (strlen(value) >= PA_OPTION_PATH_MAX) {
+    pa_message("poolalloc: ignoring a path of %zu characters (at most %d)", strlen(value),
+               PA_OPTION_PATH_MAX - 1);
+    return;
+  }
+  strcpy(out, value);
+}
+
+bool options_expand_path(const char *pattern, char *out, size_t size) {
+  size_t n = 0;
+  if (pattern[0] == '\0') return false;
+  for (const char *c = pattern; *c; c++) {
+    char pid[16];
+    const char *piece = pid;
+    if (c[0] == '%' && c[1] == 'p') {
+      snprintf(pid, sizeof pid, "%d", (int)getpid());
+      c++;
+    } else {
+      pid[0] = *c;
+      pid[1] = '\0';
+    }
+    size_t len = strlen(piece);
+    if (n + len >= size) return false;
+    memcpy(out + n, piece, len);
+    n += len;
+  }
+  out[n] = '\0';
+  return true;
+}
+
 void options_init(void) {
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   pa_options.show_stats = option_enabled(show_stats);
-  if (pa_options.show_stats && strchr(show_stats, '/')) stats_path = show_stats;
+  if (pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
   pa_options.verbose = option_enabled(getenv("POOLALLOC_VERBOSE"));
   pa_options.debug = option_enabled(getenv("POOLALLOC_DEBUG"));
   const char *trace = getenv("POOLALLOC_TRACE");
@@ -36,15 +71,22 @@ void options_init(void) {
     long frames = strtol(trace, NULL, 10);
     pa_options.trace = frames < 0 ? 0 : frames > PA_TRACE_MAX_FRAMES ? PA_TRACE_MAX_FRAMES : (int)frames;
   }
+  const char *sample = getenv("POOLALLOC_SAMPLE");
+  if (sample && *sample) {
+    long ms = strtol(sample, NULL, 10);
+    pa_options.sample_ms = ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+  }
+  option_copy(pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
+  option_copy(pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
   const char *fail_after = getenv("POOLALLOC_FAIL_MAPS_AFTER");
   if (fail_after && *fail_after) os_fail_after(strtol(fail_after, NULL, 10));
-  if (pa_options.show_stats && stats_path == NULL)
+  if (pa_options.show_stats && stats_path[0] == '\0')
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)
     pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
-               "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d; "
+               "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes",
-               pa_options.show_stats, pa_options.debug, pa_options.trace, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
+               pa_options.show_stats, pa_options.debug, pa_options.trace, pa_options.sample_ms, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
                PA_ARENA_SIZE);
 }
 
@@ -64,7 +106,10 @@ void pa_message(const char *format, ...) {
 /* POOLALLOC_SHOW_STATS: what passed through each layer, and the peaks. */
 __attribute__((destructor)) static void options_show_stats_at_exit(void) {
   if (!pa_options.show_stats) return;
-  int fd = stats_path ? open(stats_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : stats_fd;
+  char path[PA_OPTION_PATH_MAX];
+  int fd = options_expand_path(stats_path, path, sizeof path)
+               ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+               : stats_fd;
   if (fd < 0) return;
   FILE *out = fdopen(fd, "w");
   if (out == NULL) return;

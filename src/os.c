@@ -4,9 +4,13 @@
  * file and nothing else changes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -73,4 +77,27 @@ bool os_is_mapped(const void *p, size_t size) {
   size_t pages = (end - first + page - 1) / page;
   if (end < (uintptr_t)p || pages > sizeof residency) return false;
   return mincore((void *)first, end - first, residency) == 0;
+}
+
+int os_thread_id(void) { return (int)syscall(SYS_gettid); }
+
+/* The second field of /proc/self/statm, read with no malloc: the sampler
+ * calls it while the program runs. */
+size_t os_resident_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128];
+  ssize_t n = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  char *field = strchr(text, ' ');
+  if (field == NULL) return 0;
+  return (size_t)strtoull(field + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t os_monotonic_ms(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 }

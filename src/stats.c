@@ -1,34 +1,76 @@
 /*
- * Statistics: a walk over every arena held and every pool carved in it,
- * as CPython's sys._debugmallocstats() does, plus the counters kept by the
- * arena, heap and raw layers.
+ * Statistics: a walk over every thread heap and every pool carved in every
+ * arena held, as CPython's sys._debugmallocstats() does, plus the counters
+ * kept by the arena, heap, general and raw layers.  Printed for people
+ * (pa_stats_print) and as JSON for programs (pa_stats_json, docs/stats.md).
+ *
+ * The walk holds the heaps lock and the arena lock, so the set of heaps,
+ * arenas and pools is exact; the figures inside a pool header and a heap's
+ * counters are written by their owning thread without a lock, and are read
+ * here as they are (hence no_sanitize: these reads race by design).
  */
+#include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 
-static void stats_add_pool(struct pa_stats *s, const pa_pool *pool) {
-  if (pool->state == PA_POOL_EMPTY) {
-    s->pools_empty++;
-    return;
-  }
-  struct pa_class_stats *cls = &s->classes[pool->size_class];
+#define RACY_READS __attribute__((no_sanitize("thread")))
+
+/* Adds one used or full pool to the class table and byte totals given. */
+RACY_READS static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
+                                  size_t *bytes_available, size_t *bytes_pool_headers,
+                                  size_t *bytes_quantization, const pa_pool *pool) {
+  struct pa_class_stats *cls = &classes[pool->size_class];
   size_t capacity = pa_pool_capacity(pool->block_size);
   cls->pools++;
   cls->blocks_in_use += pool->count;
   cls->blocks_available += capacity - pool->count;
-  if (pool->state == PA_POOL_FULL)
-    s->pools_full++;
-  else
-    s->pools_used++;
-  s->bytes_in_use += (size_t)pool->count * pool->block_size;
-  s->bytes_available += (capacity - pool->count) * pool->block_size;
-  s->bytes_pool_headers += PA_POOL_HEADER_SIZE;
-  s->bytes_quantization += (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) % pool->block_size;
+  *bytes_in_use += (size_t)pool->count * pool->block_size;
+  *bytes_available += (capacity - pool->count) * pool->block_size;
+  *bytes_pool_headers += PA_POOL_HEADER_SIZE;
+  *bytes_quantization += (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) % pool->block_size;
 }
 
-int pa_stats_get(struct pa_stats *s) {
-  memset(s, 0, sizeof *s);
+RACY_READS static void stats_add_pool(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
+                           const pa_pool *pool) {
+  if (pool->state == PA_POOL_EMPTY) {
+    s->pools_empty++;
+    return;
+  }
+  bool full = pool->state == PA_POOL_FULL;
+  s->pools_full += full;
+  s->pools_used += !full;
+  count_pool(s->classes, &s->bytes_in_use, &s->bytes_available, &s->bytes_pool_headers,
+             &s->bytes_quantization, pool);
+  unsigned id = pool->owner->id;
+  if (id == 0 || id > max) return;
+  struct pa_heap_stats *h = &per_heap[id - 1];
+  h->pools_full += full;
+  h->pools_used += !full;
+  count_pool(h->classes, &h->bytes_in_use, &h->bytes_available, &h->bytes_pool_headers,
+             &h->bytes_quantization, pool);
+}
+
+RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *per_heap,
+                                      size_t max, const pa_heap *heap) {
+  s->heaps++;
+  s->heaps_abandoned += heap->abandoned;
+  size_t allocations = 0, frees = 0;
+  for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
+    s->domains[d].small_allocations += heap->allocations[d];
+    s->domains[d].small_frees += heap->frees[d];
+    allocations += heap->allocations[d];
+    frees += heap->frees[d];
+  }
+  if (heap->id > max) return;
+  struct pa_heap_stats *h = &per_heap[heap->id - 1];
+  h->id = heap->id;
+  h->thread = heap->thread;
+  h->small_allocations = allocations;
+  h->small_frees = frees;
+}
+
+static void stats_geometry(struct pa_stats *s, struct pa_class_stats *classes) {
   s->alignment = PA_ALIGNMENT;
   s->size_classes = PA_NUM_CLASSES;
   s->small_request_threshold = PA_SMALL_REQUEST_THRESHOLD;
@@ -36,22 +78,72 @@ int pa_stats_get(struct pa_stats *s) {
   s->arena_size = PA_ARENA_SIZE;
   s->pool_header_size = PA_POOL_HEADER_SIZE;
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++)
-    s->classes[cls].block_size = pa_class_block_size(cls);
+    classes[cls].block_size = pa_class_block_size(cls);
+}
 
+/* One walk fills the totals and, for heaps 1..max, per_heap[]. */
+size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max) {
+  memset(s, 0, sizeof *s);
+  stats_geometry(s, s->classes);
+  for (size_t i = 0; i < max; i++) {
+    memset(&per_heap[i], 0, sizeof per_heap[i]);
+    stats_geometry(s, per_heap[i].classes);
+  }
+  heaps_lock();
+  for (const pa_heap *heap = heaps_first(); heap; heap = heap->next_all)
+    stats_add_heap(s, per_heap, max, heap);
   arenas_lock();
   arenas_counters(s);
   for (pa_arena *arena = arenas_first(); arena; arena = arena->all_next) {
     for (uintptr_t at = arena->base; at < arena->pool_address; at += PA_POOL_SIZE)
-      stats_add_pool(s, (const pa_pool *)at);
+      stats_add_pool(s, per_heap, max, (const pa_pool *)at);
     s->pools_untouched += (arena->base + PA_ARENA_SIZE - arena->pool_address) / PA_POOL_SIZE;
   }
   s->radix_leaves = radix_leaves();
   arenas_unlock();
+  heaps_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
-  heaps_counters(s);
+  for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
+    s->domains[d].small_frees += heaps_heapless_frees(d);
+    s->small_allocations += s->domains[d].small_allocations;
+    s->small_frees += s->domains[d].small_frees;
+  }
+  general_counters(s);
   raw_counters(s);
+  s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
+  s->domains[PA_DOMAIN_RAW].large_frees = s->raw_frees;
+  return s->heaps;
+}
+
+int pa_stats_get(struct pa_stats *s) {
+  stats_collect(s, NULL, 0);
   return 0;
 }
+
+size_t pa_stats_heaps(struct pa_heap_stats *out, size_t max) {
+  struct pa_stats totals;
+  return stats_collect(&totals, out, out ? max : 0);
+}
+
+/* Heaps for printing and JSON: mapped from the OS, as the caller may be
+ * short of memory or be reporting at exit.  NULL (and *count 0) if none. */
+static struct pa_heap_stats *heaps_gather(struct pa_stats *s, size_t *count) {
+  size_t n = stats_collect(s, NULL, 0);
+  struct pa_heap_stats *heaps = n ? os_map(n * sizeof *heaps) : NULL;
+  if (heaps == NULL) {
+    *count = 0;
+    return NULL;
+  }
+  *count = n; /* heaps made meanwhile are left out: ids only grow */
+  stats_collect(s, heaps, n);
+  return heaps;
+}
+
+static void heaps_release(struct pa_heap_stats *heaps, size_t count) {
+  if (heaps) os_unmap(heaps, count * sizeof *heaps);
+}
+
+/* ---- For people ---------------------------------------------------------- */
 
 /* 1234567 -> "1,234,567", as CPython prints its totals. */
 static const char *with_commas(size_t value, char buf[32]) {
@@ -71,37 +163,78 @@ static void print_line(FILE *out, const char *label, size_t value) {
   fprintf(out, "%-34s = %21s\n", label, with_commas(value, buf));
 }
 
-void pa_stats_print(FILE *out) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  fprintf(out, "Small block threshold = %zu, in %zu size classes.\n\n",
-          s.small_request_threshold, s.size_classes);
+static void print_classes(FILE *out, const struct pa_class_stats *classes, size_t count) {
   fprintf(out, "class   size   num pools   blocks in use  avail blocks\n"
                "-----   ----   ---------   -------------  ------------\n");
-  for (size_t cls = 0; cls < s.size_classes; cls++) {
-    const struct pa_class_stats *c = &s.classes[cls];
+  for (size_t cls = 0; cls < count; cls++) {
+    const struct pa_class_stats *c = &classes[cls];
     if (c->pools == 0) continue;
     fprintf(out, "%5zu %6zu %11zu %15zu %13zu\n", cls, c->block_size, c->pools,
             c->blocks_in_use, c->blocks_available);
   }
-  fputc('\n', out);
-  print_line(out, "# arenas allocated total", s.arenas_allocated_total);
-  print_line(out, "# arenas reclaimed", s.arenas_released);
-  print_line(out, "# arenas highwater mark", s.arenas_highwater);
-  print_line(out, "# arenas allocated current", s.arenas_current);
+}
+
+static void print_bytes(FILE *out, const struct pa_stats *s) {
+  print_line(out, "# bytes in allocated blocks", s->bytes_in_use);
+  print_line(out, "# bytes in available blocks", s->bytes_available);
   char label[64];
-  snprintf(label, sizeof label, "%zu arenas * %zu bytes/arena", s.arenas_current, s.arena_size);
-  print_line(out, label, s.arenas_current * s.arena_size);
+  snprintf(label, sizeof label, "%zu unused pools * %zu bytes", s->pools_empty + s->pools_untouched,
+           s->pool_size);
+  print_line(out, label, s->bytes_empty_pools);
+  print_line(out, "# bytes lost to pool headers", s->bytes_pool_headers);
+  print_line(out, "# bytes lost to quantization", s->bytes_quantization);
+  print_line(out, "Total", s->bytes_in_use + s->bytes_available + s->bytes_empty_pools +
+                               s->bytes_pool_headers + s->bytes_quantization);
+}
+
+static void print_arenas(FILE *out, const struct pa_stats *s) {
+  print_line(out, "# arenas allocated total", s->arenas_allocated_total);
+  print_line(out, "# arenas reclaimed", s->arenas_released);
+  print_line(out, "# arenas highwater mark", s->arenas_highwater);
+  print_line(out, "# arenas allocated current", s->arenas_current);
+  char label[64];
+  snprintf(label, sizeof label, "%zu arenas * %zu bytes/arena", s->arenas_current, s->arena_size);
+  print_line(out, label, s->arenas_current * s->arena_size);
+}
+
+static void print_heaps(FILE *out, const struct pa_heap_stats *heaps, size_t count) {
+  fprintf(out, "heap  thread      pools used/full  bytes in use  bytes avail   "
+               "allocations         frees\n");
+  for (size_t i = 0; i < count; i++) {
+    const struct pa_heap_stats *h = &heaps[i];
+    char thread[16];
+    if (h->thread)
+      snprintf(thread, sizeof thread, "%d", h->thread);
+    else
+      snprintf(thread, sizeof thread, "(exited)");
+    fprintf(out, "%4u  %-10s %9zu/%-6zu %13zu %12zu %13zu %13zu\n", h->id, thread,
+            h->pools_used, h->pools_full, h->bytes_in_use, h->bytes_available,
+            h->small_allocations, h->small_frees);
+  }
+}
+
+static const char *const domain_names[3] = {"raw", "mem", "obj"};
+
+static void print_traffic(FILE *out, const struct pa_stats *s) {
+  fprintf(out, "domain    pool allocs     pool frees   large allocs    large frees\n");
+  for (int d = 0; d < 3; d++) {
+    const struct pa_domain_stats *t = &s->domains[d];
+    fprintf(out, "%-6s %14zu %14zu %14zu %14zu\n", domain_names[d], t->small_allocations,
+            t->small_frees, t->large_allocations, t->large_frees);
+  }
+}
+
+void pa_stats_print(FILE *out) {
+  struct pa_stats s;
+  size_t nheaps;
+  struct pa_heap_stats *heaps = heaps_gather(&s, &nheaps);
+  fprintf(out, "Small block threshold = %zu, in %zu size classes.\n\n",
+          s.small_request_threshold, s.size_classes);
+  print_classes(out, s.classes, s.size_classes);
   fputc('\n', out);
-  print_line(out, "# bytes in allocated blocks", s.bytes_in_use);
-  print_line(out, "# bytes in available blocks", s.bytes_available);
-  snprintf(label, sizeof label, "%zu unused pools * %zu bytes", s.pools_empty + s.pools_untouched,
-           s.pool_size);
-  print_line(out, label, s.bytes_empty_pools);
-  print_line(out, "# bytes lost to pool headers", s.bytes_pool_headers);
-  print_line(out, "# bytes lost to quantization", s.bytes_quantization);
-  print_line(out, "Total", s.bytes_in_use + s.bytes_available + s.bytes_empty_pools +
-                               s.bytes_pool_headers + s.bytes_quantization);
+  print_arenas(out, &s);
+  fputc('\n', out);
+  print_bytes(out, &s);
   fputc('\n', out);
   print_line(out, "# pools used", s.pools_used);
   print_line(out, "# pools full", s.pools_full);
@@ -109,9 +242,99 @@ void pa_stats_print(FILE *out) {
   print_line(out, "# thread heaps abandoned", s.heaps_abandoned);
   fputc('\n', out);
   print_line(out, "# blocks handed out by the pools", s.small_allocations);
+  print_line(out, "# blocks given back to the pools", s.small_frees);
   print_line(out, "# peak bytes in arenas", s.arenas_highwater * s.arena_size);
   print_line(out, "# raw layer allocations", s.raw_allocations);
   print_line(out, "# raw layer frees", s.raw_frees);
   print_line(out, "# raw layer bytes in use", s.raw_bytes_in_use);
   print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
+  fputc('\n', out);
+  print_traffic(out, &s);
+  if (nheaps) {
+    fputc('\n', out);
+    print_heaps(out, heaps, nheaps);
+  }
+  heaps_release(heaps, nheaps);
+}
+
+/* ---- For programs: JSON (docs/stats.md) ---------------------------------- */
+
+static void json_classes(FILE *out, const struct pa_class_stats *classes, size_t count) {
+  fputs("[", out);
+  bool first = true;
+  for (size_t cls = 0; cls < count; cls++) {
+    const struct pa_class_stats *c = &classes[cls];
+    if (c->pools == 0) continue;
+    fprintf(out, "%s{\"class\":%zu,\"block_size\":%zu,\"pools\":%zu,\"blocks_in_use\":%zu,"
+                 "\"blocks_available\":%zu}",
+            first ? "" : ",", cls, c->block_size, c->pools, c->blocks_in_use,
+            c->blocks_available);
+    first = false;
+  }
+  fputs("]", out);
+}
+
+static void json_heap(FILE *out, const struct pa_heap_stats *h, size_t classes) {
+  fprintf(out, "{\"id\":%u,\"thread\":%d,\"pools_used\":%zu,\"pools_full\":%zu,"
+               "\"bytes_in_use\":%zu,\"bytes_available\":%zu,\"bytes_pool_headers\":%zu,"
+               "\"bytes_quantization\":%zu,\"small_allocations\":%zu,\"small_frees\":%zu,"
+               "\"classes\":",
+          h->id, h->thread, h->pools_used, h->pools_full, h->bytes_in_use, h->bytes_available,
+          h->bytes_pool_headers, h->bytes_quantization, h->small_allocations, h->small_frees);
+  json_classes(out, h->classes, classes);
+  fputs("}", out);
+}
+
+void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
+                      size_t nheaps) {
+  fprintf(out, "{\"geometry\":{\"alignment\":%zu,\"size_classes\":%zu,"
+               "\"small_request_threshold\":%zu,\"pool_size\":%zu,\"arena_size\":%zu,"
+               "\"pool_header_size\":%zu},",
+          s->alignment, s->size_classes, s->small_request_threshold, s->pool_size,
+          s->arena_size, s->pool_header_size);
+  fprintf(out, "\"arenas\":{\"allocated_total\":%zu,\"released\":%zu,\"highwater\":%zu,"
+               "\"current\":%zu},",
+          s->arenas_allocated_total, s->arenas_released, s->arenas_highwater,
+          s->arenas_current);
+  fprintf(out, "\"pools\":{\"used\":%zu,\"full\":%zu,\"empty\":%zu,\"untouched\":%zu},",
+          s->pools_used, s->pools_full, s->pools_empty, s->pools_untouched);
+  fprintf(out, "\"bytes\":{\"in_use\":%zu,\"available\":%zu,\"empty_pools\":%zu,"
+               "\"pool_headers\":%zu,\"quantization\":%zu},",
+          s->bytes_in_use, s->bytes_available, s->bytes_empty_pools, s->bytes_pool_headers,
+          s->bytes_quantization);
+  fprintf(out, "\"raw\":{\"allocations\":%zu,\"frees\":%zu,\"bytes_in_use\":%zu,"
+               "\"bytes_peak\":%zu},",
+          s->raw_allocations, s->raw_frees, s->raw_bytes_in_use, s->raw_bytes_peak);
+  fputs("\"domains\":{", out);
+  for (int d = 0; d < 3; d++) {
+    const struct pa_domain_stats *t = &s->domains[d];
+    fprintf(out, "%s\"%s\":{\"small_allocations\":%zu,\"small_frees\":%zu,"
+                 "\"large_allocations\":%zu,\"large_frees\":%zu}",
+            d ? "," : "", domain_names[d], t->small_allocations, t->small_frees,
+            t->large_allocations, t->large_frees);
+  }
+  fprintf(out, "},\"small_allocations\":%zu,\"small_frees\":%zu,\"heaps_abandoned\":%zu,"
+               "\"radix_leaves\":%zu,\"classes\":",
+          s->small_allocations, s->small_frees, s->heaps_abandoned, s->radix_leaves);
+  json_classes(out, s->classes, s->size_classes);
+  fputs(",\"heaps\":[", out);
+  for (size_t i = 0; i < nheaps; i++) {
+    if (i) fputc(',', out);
+    json_heap(out, &heaps[i], s->size_classes);
+  }
+  fputs("]}", out);
+}
+
+int pa_stats_json(FILE *out) {
+  struct pa_stats s;
+  size_t nheaps;
+  struct pa_heap_stats *heaps = heaps_gather(&s, &nheaps);
+  if (heaps == NULL && s.heaps > 0) {
+    errno = ENOMEM;
+    return -1;
+  }
+  stats_json_write(out, &s, heaps, nheaps);
+  fputc('\n', out);
+  heaps_release(heaps, nheaps);
+  return ferror(out) ? -1 : 0;
 }
