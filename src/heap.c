@@ -10,8 +10,9 @@
  * Heaps are never unmapped, which is what makes the remote push safe at any
  * time: when a thread exits its heap is *abandoned* (its empty pools go back
  * to the arenas, the rest stay owned by it) and the next new thread adopts
- * it whole.  Frees into an abandoned heap wait on its remote stack until it
- * is adopted or pa_collect() drains it.
+ * it whole.  A free into an abandoned heap is done at once under the heaps
+ * lock, so its pools go back to the arenas, and the arenas to the OS, as
+ * their blocks are freed, not when some later thread adopts the heap.
  *
  * Lock order: the trace lock, the domains lock, heaps.lock, the arena lock,
  * the meta lock.  fork() takes them all in that order, so the child finds
@@ -47,6 +48,23 @@ static void heap_drain_remote(pa_heap *heap) {
   }
 }
 
+/* Called with the heaps lock held.  An abandoned heap keeps no empty pool:
+ * no thread of its own will allocate from it. */
+static void heap_free_abandoned(pa_heap *heap, void *p) {
+  pa_pool *pool = pa_pool_of(p);
+  if (pool->count > 1) {
+    pa_pool_free_local(heap, pool, p);
+    return;
+  }
+  /* the last block (so the pool is used, not full: pools hold two or more);
+   * the pool may be unmapped once released, so it is released last */
+  pa_block *block = p;
+  block->next = pool->free;
+  pool->free = block;
+  pool->count = 0;
+  pool_release_empty(heap, pool);
+}
+
 /* A thread with no heap yet counts its frees in a shared counter. */
 static _Atomic size_t heapless_frees[3];
 
@@ -55,6 +73,13 @@ void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) 
     self->frees[domain]++;
   else
     atomic_fetch_add_explicit(&heapless_frees[domain], 1, memory_order_relaxed);
+  if (atomic_load_explicit(&owner->abandoned, memory_order_relaxed)) {
+    pthread_mutex_lock(&heaps.lock);
+    bool still_abandoned = atomic_load_explicit(&owner->abandoned, memory_order_relaxed);
+    if (still_abandoned) heap_free_abandoned(owner, p);
+    pthread_mutex_unlock(&heaps.lock);
+    if (still_abandoned) return;
+  }
   pa_block *block = p;
   pa_block *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
   do {
@@ -83,7 +108,7 @@ void heaps_collect_abandoned(void) {
 }
 
 static void heap_abandon_locked(pa_heap *heap) {
-  heap->abandoned = true;
+  atomic_store_explicit(&heap->abandoned, true, memory_order_relaxed);
   heap->thread = 0;
   heap->next_abandoned = heaps.abandoned;
   heaps.abandoned = heap;
@@ -95,6 +120,7 @@ static void heap_thread_exit(void *arg) {
   heap_collect(heap);
   pthread_mutex_lock(&heaps.lock);
   heap_abandon_locked(heap);
+  heap_collect(heap); /* blocks other threads freed since the first collect */
   pthread_mutex_unlock(&heaps.lock);
 }
 
@@ -122,7 +148,8 @@ static void heaps_fork_child(void) {
   domains_unlock();
   trace_unlock();
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
-    if (heap != pa_thread_heap && !heap->abandoned) heap_abandon_locked(heap);
+    if (heap != pa_thread_heap && !atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
+      heap_abandon_locked(heap);
   pthread_mutex_unlock(&heaps.lock);
 }
 
@@ -143,7 +170,7 @@ static pa_heap *heap_acquire(void) {
   pa_heap *heap = heaps.abandoned;
   if (heap) {
     heaps.abandoned = heap->next_abandoned;
-    heap->abandoned = false;
+    atomic_store_explicit(&heap->abandoned, false, memory_order_relaxed);
   }
   pthread_mutex_unlock(&heaps.lock);
   if (heap == NULL) {

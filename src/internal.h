@@ -186,7 +186,7 @@ struct pa_heap {
   _Atomic(pa_block *) remote;    /* blocks other threads freed into our pools */
   pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
-  bool abandoned; /* its thread exited; waits for adoption */
+  atomic_bool abandoned; /* its thread exited; waits for adoption */
   unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
   int thread;     /* kernel id of the thread using it; 0 while abandoned */
   /* Blocks this heap's thread took from the pools and gave back, by domain

@@ -54,7 +54,7 @@ RACY_READS static void stats_add_pool(struct pa_stats *s, struct pa_heap_stats *
 RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *per_heap,
                                       size_t max, const pa_heap *heap) {
   s->heaps++;
-  s->heaps_abandoned += heap->abandoned;
+  s->heaps_abandoned += atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
   size_t allocations = 0, frees = 0;
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
     s->domains[d].small_allocations += heap->allocations[d];

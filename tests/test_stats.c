@@ -162,9 +162,13 @@ static void test_heaps(void) {
   mine = heap_of_thread(heaps, m, my_thread_id());
   size_t frees_before = mine ? mine->small_frees : 0;
   for (int i = 0; i < 500; i++) pa_free(w.blocks[i]);
+  unsigned worker_id = theirs ? theirs->id : 0;
   pa_stats_heaps(heaps, 64);
   mine = heap_of_thread(heaps, m, my_thread_id());
   CHECK(mine != NULL && mine->small_frees - frees_before == 500);
+  /* frees into an abandoned heap are done at once: its pools went back */
+  CHECK(worker_id != 0 && heaps[worker_id - 1].bytes_in_use == 0);
+  CHECK(worker_id != 0 && heaps[worker_id - 1].pools_used + heaps[worker_id - 1].pools_full == 0);
   pa_collect();
   struct pa_stats s;
   pa_stats_get(&s);

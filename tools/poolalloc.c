@@ -412,7 +412,7 @@ static void report_map(const struct run_options *opt, const char *dir, pid_t chi
   size_t nsamples;
   if (write_map(opt->map, &data, &nsamples) == 0)
     fprintf(stderr, "poolalloc: heap map written to %s (%zu samples%s)\n", opt->map, nsamples,
-            snapshot ? "" : "; no snapshot: the process did not exit normally");
+            snapshot ? "" : "; no snapshot: the process did not reach exit(): killed, or it called _exit");
   free(snapshot);
   free(samples);
 }
