@@ -1,5 +1,7 @@
 # Thin driver over CMake.  The README's two commands:
-#   make demo   build, then run the demo and print the allocator's statistics
+#   make demo   build, then run a Python workload on poolalloc with
+#               `poolalloc run --stats --map`: statistics, and the heap map
+#               page build/heapmap.html
 #   make test   build and run every test: default build (+ valgrind memcheck
 #               and the install check), ASan+UBSan, TSan, clang, and the
 #               CPython-3.10 geometry (16-byte classes, 16 KiB pools, 1 MiB arenas)
@@ -8,10 +10,16 @@ CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
 
 .PHONY: demo test test-default test-asan test-tsan test-clang test-geometry bench clean
 
+# The interpreter itself, not a pyenv shim script (which would be the
+# process reported on).
+PYTHON ?= $(shell python3 -c 'import sys; print(sys.executable)')
+
 demo:
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	cmake --build build -j$(JOBS) --target demo
-	./build/demo
+	cmake --build build -j$(JOBS) --target poolalloc-command poolalloc-override
+	PYTHONMALLOC=malloc ./build/poolalloc run --stats --map build/heapmap.html -- \
+	    $(PYTHON) examples/workload.py
+	@echo "Open build/heapmap.html in a browser: the heap at its peak and at exit, and charts of the run."
 
 test: test-default test-asan test-tsan test-clang test-geometry
 
@@ -46,6 +54,7 @@ test-geometry:
 bench:
 	bench/run.sh
 	bench/python.sh
+	bench/sampling.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry bench/results

@@ -224,6 +224,13 @@ void heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }
 void heaps_unlock(void) { pthread_mutex_unlock(&heaps.lock); }
 pa_heap *heaps_first(void) { return heaps.all; }
 
+size_t heaps_count(void) {
+  pthread_mutex_lock(&heaps.lock);
+  size_t count = heaps.count;
+  pthread_mutex_unlock(&heaps.lock);
+  return count;
+}
+
 size_t heaps_heapless_frees(pa_domain domain) {
   return atomic_load_explicit(&heapless_frees[domain], memory_order_relaxed);
 }

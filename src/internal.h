@@ -210,6 +210,7 @@ void heaps_collect_abandoned(void);
 void heaps_lock(void);
 void heaps_unlock(void);
 pa_heap *heaps_first(void);
+size_t heaps_count(void);
 size_t heaps_heapless_frees(pa_domain domain);
 
 /* ---- Arenas -------------------------------------------------------------- */

@@ -45,9 +45,11 @@ static size_t snapshot_bytes(size_t nheaps, size_t narenas) {
 /* Sizes the record for what is held now plus some slack, and fills it if
  * the arenas still fit; NULL with *retry set if they grew past it. */
 static struct snapshot *snapshot_try(bool *retry) {
-  struct pa_stats first;
-  size_t nheaps = stats_collect(&first, NULL, 0);
-  size_t heap_room = nheaps + 4, arena_room = first.arenas_current + 8;
+  struct pa_stats held;
+  arenas_lock();
+  arenas_counters(&held);
+  arenas_unlock();
+  size_t heap_room = heaps_count() + 4, arena_room = held.arenas_current + 8;
   size_t bytes = snapshot_bytes(heap_room, arena_room);
   struct snapshot *snap = os_map(bytes);
   *retry = false;

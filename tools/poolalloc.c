@@ -361,19 +361,22 @@ static void progress_show(struct progress *p, const char *samples_path) {
           sample_field(p->last, "\"arenas\":"), rss, p->tty ? "" : "\n");
 }
 
+/* SIGCHLD is blocked (see run), so the child's end wakes sigtimedwait at
+ * once: the run ends when CMD does, not at the next poll. */
 static int wait_for(pid_t child, const struct run_options *opt, const char *samples_path) {
   struct progress progress = {.tty = isatty(STDERR_FILENO), .started = now_seconds()};
   progress.last_shown = progress.started;
+  sigset_t child_ended;
+  sigemptyset(&child_ended);
+  sigaddset(&child_ended, SIGCHLD);
   int status;
   for (;;) {
-    pid_t done = waitpid(child, &status, opt->map ? WNOHANG : 0);
+    pid_t done = waitpid(child, &status, WNOHANG);
     if (done == child) break;
     if (done < 0 && errno != EINTR) return -1;
-    if (opt->map) {
-      progress_show(&progress, samples_path);
-      struct timespec pause = {0, 100 * 1000000};
-      nanosleep(&pause, NULL);
-    }
+    struct timespec pause = {0, 250 * 1000000};
+    sigtimedwait(&child_ended, NULL, &pause);
+    if (opt->map) progress_show(&progress, samples_path);
   }
   if (progress.tty && progress.samples) fputs("\r\033[K", stderr);
   return status;
@@ -417,9 +420,19 @@ static void report_map(const struct run_options *opt, const char *dir, pid_t chi
   free(samples);
 }
 
-static pid_t start(char **command) {
+/* The signal dispositions and mask to give CMD: this program's own, from
+ * before it ignored ^C and blocked SIGCHLD. */
+struct saved_signals {
+  struct sigaction interrupt, quit;
+  sigset_t mask;
+};
+
+static pid_t start(char **command, const struct saved_signals *saved) {
   pid_t child = fork();
   if (child == 0) {
+    sigaction(SIGINT, &saved->interrupt, NULL);
+    sigaction(SIGQUIT, &saved->quit, NULL);
+    sigprocmask(SIG_SETMASK, &saved->mask, NULL);
     execvp(command[0], command);
     int code = errno == ENOENT ? 127 : 126;
     fprintf(stderr, "poolalloc: cannot run %s: %s\n", command[0], strerror(errno));
@@ -449,10 +462,15 @@ static int run(char **argv) {
   char *command = command_line(opt.command);
   prepare_environment(&opt, library, made);
   /* as system() does: ^C and ^\ go to CMD; this program stays to report */
-  struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit;
-  sigaction(SIGINT, &ignore, &old_int);
-  sigaction(SIGQUIT, &ignore, &old_quit);
-  pid_t child = start(opt.command);
+  struct saved_signals saved;
+  struct sigaction ignore = {.sa_handler = SIG_IGN};
+  sigaction(SIGINT, &ignore, &saved.interrupt);
+  sigaction(SIGQUIT, &ignore, &saved.quit);
+  sigset_t child_ended;
+  sigemptyset(&child_ended);
+  sigaddset(&child_ended, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &child_ended, &saved.mask);
+  pid_t child = start(opt.command, &saved);
   int code = 1;
   if (child > 0) {
     char samples_path[PATH_MAX];
@@ -464,8 +482,9 @@ static int run(char **argv) {
   } else {
     fprintf(stderr, "poolalloc: fork: %s\n", strerror(errno));
   }
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGQUIT, &old_quit, NULL);
+  sigaction(SIGINT, &saved.interrupt, NULL);
+  sigaction(SIGQUIT, &saved.quit, NULL);
+  sigprocmask(SIG_SETMASK, &saved.mask, NULL);
   remove_directory(made);
   free(command);
   return code;
