@@ -395,25 +395,39 @@ void meta_unlock(void);
 
 /* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
 
-/* One walk fills *s and, for heaps 1..max, per_heap[]; returns the number
- * of heaps. */
-size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max);
+/* One pool as a snapshot keeps it. */
+enum { SNAPSHOT_EMPTY, SNAPSHOT_USED, SNAPSHOT_FULL, SNAPSHOT_UNTOUCHED };
+struct snapshot_pool {
+  uint8_t state; /* SNAPSHOT_* */
+  uint8_t size_class;
+  uint32_t in_use;
+  uint32_t heap; /* owning heap's id; 0 for empty and untouched pools */
+};
+/* Where a walk copies the pools: room arenas' worth; `arenas` says how many
+ * were copied, `overflow` that more were held. */
+struct pool_records {
+  uintptr_t *bases;
+  struct snapshot_pool *pools;
+  size_t room, arenas;
+  bool overflow;
+};
+/* One walk fills *s, for heaps 1..max per_heap[], and, if records is not
+ * NULL, the pools; returns the number of heaps. */
+size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
+                     struct pool_records *records);
 /* The JSON object of pa_stats_json, without a newline. */
 void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
                       size_t nheaps);
 
 /* A heap snapshot in memory mapped from the OS: taken under the locks,
  * written (with stdio, which may malloc) after they are released. */
-struct snapshot_pool;
 struct snapshot {
   size_t mapped; /* bytes of this record */
   uint64_t taken_ms;
   struct pa_stats stats;
   size_t nheaps;
   struct pa_heap_stats *heaps;
-  size_t narenas;
-  uintptr_t *bases;             /* narenas */
-  struct snapshot_pool *pools;  /* narenas * PA_POOLS_PER_ARENA */
+  struct pool_records records;
 };
 struct snapshot *snapshot_capture(void); /* NULL if out of memory */
 void snapshot_write(FILE *out, const struct snapshot *snap);

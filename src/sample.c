@@ -31,6 +31,8 @@ static struct {
   size_t peak_live;
   struct snapshot *peak; /* the heap at the sample with the most live bytes */
   bool stopped;          /* the process is exiting: no more samples */
+  bool running;          /* the thread was started */
+  pthread_t thread;
 } sampler = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 /* Bytes the program holds: blocks handed out by the pools and the raw
@@ -39,30 +41,38 @@ static size_t live_bytes(const struct pa_stats *s) {
   return s->bytes_in_use + s->raw_bytes_in_use;
 }
 
-static size_t sample_write(void) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  size_t live = live_bytes(&s);
-  if (sampler.fd < 0) return live;
+static void sample_write(const struct pa_stats *s) {
+  if (sampler.fd < 0) return;
   char line[256];
   int n = snprintf(line, sizeof line,
                    "{\"t\":%llu,\"live\":%zu,\"arenas\":%zu,\"released\":%zu,\"rss\":%zu,"
                    "\"heaps\":%zu}\n",
-                   (unsigned long long)(os_monotonic_ms() - sampler.start_ms), live,
-                   s.arenas_current, s.arenas_released, os_resident_bytes(), s.heaps);
+                   (unsigned long long)(os_monotonic_ms() - sampler.start_ms), live_bytes(s),
+                   s->arenas_current, s->arenas_released, os_resident_bytes(), s->heaps);
   if (n > 0 && (size_t)n < sizeof line) {
     ssize_t ignored = write(sampler.fd, line, (size_t)n);
     (void)ignored;
   }
-  return live;
 }
 
-/* Called with the lock held. */
+/* Called with the lock held.  When the peak snapshot is wanted, each sample
+ * is a snapshot (one walk gives both), kept if it holds the most live bytes
+ * so far; otherwise a sample is a statistics walk. */
 static void sample_take(void) {
-  size_t live = sample_write();
-  if (pa_options.snapshot_path[0] == '\0' || live <= sampler.peak_live) return;
+  if (pa_options.snapshot_path[0] == '\0') {
+    struct pa_stats s;
+    pa_stats_get(&s);
+    sample_write(&s);
+    return;
+  }
   struct snapshot *snap = snapshot_capture();
   if (snap == NULL) return;
+  sample_write(&snap->stats);
+  size_t live = live_bytes(&snap->stats);
+  if (sampler.peak != NULL && live <= sampler.peak_live) {
+    snapshot_release(snap);
+    return;
+  }
   snapshot_release(sampler.peak);
   sampler.peak = snap;
   sampler.peak_live = live;
@@ -101,14 +111,30 @@ __attribute__((constructor)) static void sampler_start(void) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t thread;
-  if (pthread_create(&thread, &attr, sampler_main, NULL) != 0)
+  if (pthread_create(&sampler.thread, &attr, sampler_main, NULL) == 0)
+    sampler.running = true;
+  else
     pa_message("poolalloc: cannot start the sampling thread; sampling is off");
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-static void snapshot_file_write(FILE *out, const struct snapshot *at_exit) {
+static uint64_t cpu_us(clockid_t clock) {
+  struct timespec t;
+  if (clock_gettime(clock, &t) != 0) return 0;
+  return (uint64_t)t.tv_sec * 1000000 + (uint64_t)t.tv_nsec / 1000;
+}
+
+/* CPU time the sampling thread used: what sampling cost the program. */
+static uint64_t sampler_cpu_us(void) {
+  clockid_t clock;
+  if (!sampler.running || pthread_getcpuclockid(sampler.thread, &clock) != 0) return 0;
+  return cpu_us(clock);
+}
+
+/* The file ends with what sampling and this exit report cost in CPU time,
+ * so `poolalloc run` can say what it cost the program. */
+static void snapshot_file_write(FILE *out, const struct snapshot *at_exit, uint64_t started_us) {
   fprintf(out, "{\"pid\":%d,\"sample_ms\":%d,\"exit\":", (int)getpid(), pa_options.sample_ms);
   snapshot_write(out, at_exit);
   fputs(",\"peak\":", out);
@@ -116,19 +142,26 @@ static void snapshot_file_write(FILE *out, const struct snapshot *at_exit) {
     snapshot_write(out, sampler.peak);
   else
     fputs("null", out);
-  fputs("}\n", out);
+  fprintf(out, ",\"sampler_cpu_us\":%llu,\"exit_report_cpu_us\":%llu}\n",
+          (unsigned long long)sampler_cpu_us(),
+          (unsigned long long)(cpu_us(CLOCK_THREAD_CPUTIME_ID) - started_us));
 }
 
 __attribute__((destructor)) static void sampler_at_exit(void) {
+  uint64_t started_us = cpu_us(CLOCK_THREAD_CPUTIME_ID);
   pthread_mutex_lock(&sampler.lock);
   sampler.stopped = true;
-  if (pa_options.sample_ms > 0) sample_write();
+  if (pa_options.sample_ms > 0) {
+    struct pa_stats s;
+    pa_stats_get(&s);
+    sample_write(&s);
+  }
   char path[PA_OPTION_PATH_MAX];
   if (options_expand_path(pa_options.snapshot_path, path, sizeof path)) {
     struct snapshot *at_exit = snapshot_capture();
     FILE *out = at_exit ? fopen(path, "we") : NULL;
     if (out) {
-      snapshot_file_write(out, at_exit);
+      snapshot_file_write(out, at_exit, started_us);
       if (fclose(out) != 0) pa_message("poolalloc: could not write the snapshot to %s", path);
     } else {
       pa_message("poolalloc: could not write the snapshot to %s", path);

@@ -3,8 +3,8 @@
  * and the thread heaps of the same moment, written as JSON (docs/stats.md).
  * The heap map (`poolalloc run --map`, tools/) draws one cell per pool.
  *
- * A snapshot is first captured into memory mapped from the OS, holding the
- * locks only while pool headers are copied, then written: writing may call
+ * A snapshot is first captured into memory mapped from the OS, by the same
+ * walk that takes the statistics (so the two agree), then written: writing may call
  * malloc (stdio buffers), which must not happen under the arena lock, and
  * the sampler (src/sample.c) keeps the snapshot of the peak in memory until
  * the process exits.
@@ -15,35 +15,17 @@
 
 #include "internal.h"
 
-enum { POOL_EMPTY, POOL_USED, POOL_FULL, POOL_UNTOUCHED };
-static const char *const pool_state_names[] = {"empty", "used", "full", "untouched"};
-
-struct snapshot_pool {
-  uint8_t state;
-  uint8_t size_class;
-  uint32_t in_use;
-  uint32_t heap; /* owning heap's id; 0 for empty and untouched pools */
-};
-
-__attribute__((no_sanitize("thread"))) /* pool headers are read racily, as in stats.c */
-static void capture_pool(struct snapshot_pool *out, const pa_pool *pool) {
-  if (pool->state == PA_POOL_EMPTY) {
-    *out = (struct snapshot_pool){.state = POOL_EMPTY};
-    return;
-  }
-  *out = (struct snapshot_pool){.state = pool->state == PA_POOL_FULL ? POOL_FULL : POOL_USED,
-                                .size_class = pool->size_class,
-                                .in_use = pool->count,
-                                .heap = pool->owner->id};
-}
+static const char *const pool_state_names[] = {
+    [SNAPSHOT_EMPTY] = "empty", [SNAPSHOT_USED] = "used", [SNAPSHOT_FULL] = "full",
+    [SNAPSHOT_UNTOUCHED] = "untouched"};
 
 static size_t snapshot_bytes(size_t nheaps, size_t narenas) {
   return sizeof(struct snapshot) + nheaps * sizeof(struct pa_heap_stats) +
          narenas * (sizeof(uintptr_t) + PA_POOLS_PER_ARENA * sizeof(struct snapshot_pool));
 }
 
-/* Sizes the record for what is held now plus some slack, and fills it if
- * the arenas still fit; NULL with *retry set if they grew past it. */
+/* Sizes the record for what is held now plus some slack, and fills it in one
+ * walk; NULL with *retry set if the heaps or arenas grew past the slack. */
 static struct snapshot *snapshot_try(bool *retry) {
   struct pa_stats held;
   arenas_lock();
@@ -56,33 +38,16 @@ static struct snapshot *snapshot_try(bool *retry) {
   if (snap == NULL) return NULL;
   snap->mapped = bytes;
   snap->heaps = (struct pa_heap_stats *)(snap + 1);
-  snap->bases = (uintptr_t *)(snap->heaps + heap_room);
-  snap->pools = (struct snapshot_pool *)(snap->bases + arena_room);
-  snap->nheaps = stats_collect(&snap->stats, snap->heaps, heap_room);
-  if (snap->nheaps > heap_room) snap->nheaps = heap_room;
+  snap->records.bases = (uintptr_t *)(snap->heaps + heap_room);
+  snap->records.pools = (struct snapshot_pool *)(snap->records.bases + arena_room);
+  snap->records.room = arena_room;
+  snap->nheaps = stats_collect(&snap->stats, snap->heaps, heap_room, &snap->records);
   snap->taken_ms = os_monotonic_ms();
-
-  arenas_lock();
-  size_t n = 0;
-  for (pa_arena *arena = arenas_first(); arena && n < arena_room; arena = arena->all_next, n++) {
-    snap->bases[n] = arena->base;
-    struct snapshot_pool *pools = &snap->pools[n * PA_POOLS_PER_ARENA];
-    size_t carved = (arena->pool_address - arena->base) / PA_POOL_SIZE;
-    for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) {
-      if (i < carved)
-        capture_pool(&pools[i], (const pa_pool *)(arena->base + i * PA_POOL_SIZE));
-      else
-        pools[i] = (struct snapshot_pool){.state = POOL_UNTOUCHED};
-    }
-  }
-  bool grew = arenas_first() != NULL && n == arena_room;
-  arenas_unlock();
-  if (grew) {
+  if (snap->nheaps > heap_room || snap->records.overflow) {
     os_unmap(snap, bytes);
     *retry = true;
     return NULL;
   }
-  snap->narenas = n;
   return snap;
 }
 
@@ -99,7 +64,7 @@ void snapshot_release(struct snapshot *snap) {
 }
 
 static void write_pool(FILE *out, const struct snapshot_pool *pool) {
-  if (pool->state == POOL_EMPTY || pool->state == POOL_UNTOUCHED) {
+  if (pool->state == SNAPSHOT_EMPTY || pool->state == SNAPSHOT_UNTOUCHED) {
     fprintf(out, "{\"state\":\"%s\"}", pool_state_names[pool->state]);
     return;
   }
@@ -115,12 +80,13 @@ void snapshot_write(FILE *out, const struct snapshot *snap) {
           (unsigned long long)snap->taken_ms);
   stats_json_write(out, &snap->stats, snap->heaps, snap->nheaps);
   fputs(",\"arenas\":[", out);
-  for (size_t a = 0; a < snap->narenas; a++) {
+  const struct pool_records *records = &snap->records;
+  for (size_t a = 0; a < records->arenas; a++) {
     fprintf(out, "%s{\"base\":\"0x%llx\",\"pools\":[", a ? "," : "",
-            (unsigned long long)snap->bases[a]);
+            (unsigned long long)records->bases[a]);
     for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) {
       if (i) fputc(',', out);
-      write_pool(out, &snap->pools[a * PA_POOLS_PER_ARENA + i]);
+      write_pool(out, &records->pools[a * PA_POOLS_PER_ARENA + i]);
     }
     fputs("]}", out);
   }

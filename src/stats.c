@@ -81,8 +81,36 @@ static void stats_geometry(struct pa_stats *s, struct pa_class_stats *classes) {
     classes[cls].block_size = pa_class_block_size(cls);
 }
 
-/* One walk fills the totals and, for heaps 1..max, per_heap[]. */
-size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max) {
+RACY_READS static void record_pool(struct snapshot_pool *out, const pa_pool *pool) {
+  if (pool->state == PA_POOL_EMPTY) {
+    *out = (struct snapshot_pool){.state = SNAPSHOT_EMPTY};
+    return;
+  }
+  *out = (struct snapshot_pool){.state = pool->state == PA_POOL_FULL ? SNAPSHOT_FULL : SNAPSHOT_USED,
+                                .size_class = pool->size_class,
+                                .in_use = pool->count,
+                                .heap = pool->owner->id};
+}
+
+static void record_arena(struct pool_records *records, const pa_arena *arena) {
+  if (records->arenas == records->room) {
+    records->overflow = true;
+    return;
+  }
+  records->bases[records->arenas] = arena->base;
+  struct snapshot_pool *pools = &records->pools[records->arenas * PA_POOLS_PER_ARENA];
+  records->arenas++;
+  size_t carved = (arena->pool_address - arena->base) / PA_POOL_SIZE;
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) {
+    if (i < carved)
+      record_pool(&pools[i], (const pa_pool *)(arena->base + i * PA_POOL_SIZE));
+    else
+      pools[i] = (struct snapshot_pool){.state = SNAPSHOT_UNTOUCHED};
+  }
+}
+
+size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
+                     struct pool_records *records) {
   memset(s, 0, sizeof *s);
   stats_geometry(s, s->classes);
   for (size_t i = 0; i < max; i++) {
@@ -98,6 +126,7 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
     for (uintptr_t at = arena->base; at < arena->pool_address; at += PA_POOL_SIZE)
       stats_add_pool(s, per_heap, max, (const pa_pool *)at);
     s->pools_untouched += (arena->base + PA_ARENA_SIZE - arena->pool_address) / PA_POOL_SIZE;
+    if (records) record_arena(records, arena);
   }
   s->radix_leaves = radix_leaves();
   arenas_unlock();
@@ -116,26 +145,26 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
 }
 
 int pa_stats_get(struct pa_stats *s) {
-  stats_collect(s, NULL, 0);
+  stats_collect(s, NULL, 0, NULL);
   return 0;
 }
 
 size_t pa_stats_heaps(struct pa_heap_stats *out, size_t max) {
   struct pa_stats totals;
-  return stats_collect(&totals, out, out ? max : 0);
+  return stats_collect(&totals, out, out ? max : 0, NULL);
 }
 
 /* Heaps for printing and JSON: mapped from the OS, as the caller may be
  * short of memory or be reporting at exit.  NULL (and *count 0) if none. */
 static struct pa_heap_stats *heaps_gather(struct pa_stats *s, size_t *count) {
-  size_t n = stats_collect(s, NULL, 0);
+  size_t n = stats_collect(s, NULL, 0, NULL);
   struct pa_heap_stats *heaps = n ? os_map(n * sizeof *heaps) : NULL;
   if (heaps == NULL) {
     *count = 0;
     return NULL;
   }
   *count = n; /* heaps made meanwhile are left out: ids only grow */
-  stats_collect(s, heaps, n);
+  stats_collect(s, heaps, n, NULL);
   return heaps;
 }
 

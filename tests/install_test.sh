@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the build into a scratch prefix, then builds a user program
-# against it twice: with pkg-config and with CMake's find_package.
+# against it twice: with pkg-config and with CMake's find_package, and runs
+# it under the installed poolalloc command.
 set -eu
 build=$1
 work=$2
@@ -33,4 +34,7 @@ CM
 cmake -S "$work/consumer" -B "$work/consumer/build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/consumer/build" >/dev/null
 "$work/consumer/build/with-find-package"
-echo "install: pkg-config and find_package consumers built and ran"
+# The installed command finds the installed override library by itself.
+"$work/prefix/bin/poolalloc" run --stats -- "$work/consumer/build/with-find-package" 2>"$work/stats.txt"
+grep -q "Small block threshold" "$work/stats.txt"
+echo "install: pkg-config and find_package consumers built and ran; poolalloc run works from the prefix"

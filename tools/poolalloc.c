@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -363,7 +364,8 @@ static void progress_show(struct progress *p, const char *samples_path) {
 
 /* SIGCHLD is blocked (see run), so the child's end wakes sigtimedwait at
  * once: the run ends when CMD does, not at the next poll. */
-static int wait_for(pid_t child, const struct run_options *opt, const char *samples_path) {
+static int wait_for(pid_t child, const struct run_options *opt, const char *samples_path,
+                    struct rusage *usage) {
   struct progress progress = {.tty = isatty(STDERR_FILENO), .started = now_seconds()};
   progress.last_shown = progress.started;
   sigset_t child_ended;
@@ -371,7 +373,7 @@ static int wait_for(pid_t child, const struct run_options *opt, const char *samp
   sigaddset(&child_ended, SIGCHLD);
   int status;
   for (;;) {
-    pid_t done = waitpid(child, &status, WNOHANG);
+    pid_t done = wait4(child, &status, WNOHANG, usage);
     if (done == child) break;
     if (done < 0 && errno != EINTR) return -1;
     struct timespec pause = {0, 250 * 1000000};
@@ -404,8 +406,23 @@ static void print_stats(const char *dir, pid_t child) {
   free(text);
 }
 
+/* "sampling used 12 ms of CPU time, 0.9% of the program's 1310 ms": the
+ * sampler's and the exit report's CPU time, from the snapshot file, against
+ * the child's (rusage), which includes them. */
+static void report_cost(const char *snapshot, const struct rusage *usage) {
+  const char *sampler = strstr(snapshot, "\"sampler_cpu_us\":");
+  const char *report = strstr(snapshot, "\"exit_report_cpu_us\":");
+  if (sampler == NULL || report == NULL) return;
+  double cost_ms = (strtod(sampler + 17, NULL) + strtod(report + 21, NULL)) / 1000.0;
+  double total_ms = (double)(usage->ru_utime.tv_sec + usage->ru_stime.tv_sec) * 1000.0 +
+                    (double)(usage->ru_utime.tv_usec + usage->ru_stime.tv_usec) / 1000.0;
+  if (total_ms <= 0) return;
+  fprintf(stderr, "poolalloc: sampling and the exit snapshot used %.1f ms of CPU time, %.1f%% "
+                  "of the program's %.0f ms\n", cost_ms, 100.0 * cost_ms / total_ms, total_ms);
+}
+
 static void report_map(const struct run_options *opt, const char *dir, pid_t child, int status,
-                       const char *command) {
+                       const char *command, const struct rusage *usage) {
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/snapshot-%d.json", dir, (int)child);
   char *snapshot = read_file(path, NULL);
@@ -416,6 +433,7 @@ static void report_map(const struct run_options *opt, const char *dir, pid_t chi
   if (write_map(opt->map, &data, &nsamples) == 0)
     fprintf(stderr, "poolalloc: heap map written to %s (%zu samples%s)\n", opt->map, nsamples,
             snapshot ? "" : "; no snapshot: the process did not reach exit(): killed, or it called _exit");
+  if (snapshot) report_cost(snapshot, usage);
   free(snapshot);
   free(samples);
 }
@@ -475,10 +493,11 @@ static int run(char **argv) {
   if (child > 0) {
     char samples_path[PATH_MAX];
     snprintf(samples_path, sizeof samples_path, "%s/samples-%d.jsonl", made, (int)child);
-    int status = wait_for(child, &opt, samples_path);
+    struct rusage usage = {0};
+    int status = wait_for(child, &opt, samples_path, &usage);
     code = status < 0 ? 1 : exit_code(status, command);
     if (opt.stats) print_stats(made, child);
-    if (opt.map) report_map(&opt, made, child, code, command);
+    if (opt.map) report_map(&opt, made, child, code, command, &usage);
   } else {
     fprintf(stderr, "poolalloc: fork: %s\n", strerror(errno));
   }
