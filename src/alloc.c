@@ -39,10 +39,14 @@ void general_counters(struct pa_stats *out) {
   }
 }
 
-static void *general_large(size_t size, pa_domain domain) {
-  void *p = pa_raw_malloc(size);
+/* p, a block the raw domain gave for a request through domain, counted. */
+static void *large_allocated(void *p, pa_domain domain) {
   if (p) count_large(&large.allocations[domain]);
   return p;
+}
+
+static void *general_large(size_t size, pa_domain domain) {
+  return large_allocated(pa_raw_malloc(size), domain);
 }
 
 void *general_malloc(size_t size, pa_domain domain) {
@@ -71,11 +75,7 @@ void *general_calloc(size_t count, size_t size, pa_domain domain) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > PA_SMALL_REQUEST_THRESHOLD) {
-    void *p = pa_raw_calloc(count, size);
-    if (p) count_large(&large.allocations[domain]);
-    return p;
-  }
+  if (total > PA_SMALL_REQUEST_THRESHOLD) return large_allocated(pa_raw_calloc(count, size), domain);
   void *p = general_malloc(total, domain);
   if (p) memset(p, 0, total);
   return p;
@@ -126,9 +126,7 @@ void *general_aligned(size_t alignment, size_t size, pa_domain domain) {
   if (alignment <= PA_ALIGNMENT) return general_malloc(size, domain);
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
     return general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
-  void *p = layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size);
-  if (p) count_large(&large.allocations[domain]);
-  return p;
+  return large_allocated(layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size), domain);
 }
 
 /* ---- Domain entry points --------------------------------------------------- */

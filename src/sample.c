@@ -151,14 +151,15 @@ __attribute__((destructor)) static void sampler_at_exit(void) {
   uint64_t started_us = cpu_us(CLOCK_THREAD_CPUTIME_ID);
   pthread_mutex_lock(&sampler.lock);
   sampler.stopped = true;
-  if (pa_options.sample_ms > 0) {
-    struct pa_stats s;
-    pa_stats_get(&s);
-    sample_write(&s);
-  }
   char path[PA_OPTION_PATH_MAX];
-  if (options_expand_path(pa_options.snapshot_path, path, sizeof path)) {
-    struct snapshot *at_exit = snapshot_capture();
+  bool want_snapshot = options_expand_path(pa_options.snapshot_path, path, sizeof path);
+  struct snapshot *at_exit = want_snapshot ? snapshot_capture() : NULL;
+  if (pa_options.sample_ms > 0) { /* the last sample: from the snapshot's walk if there is one */
+    struct pa_stats s;
+    if (at_exit == NULL) pa_stats_get(&s);
+    sample_write(at_exit ? &at_exit->stats : &s);
+  }
+  if (want_snapshot) {
     FILE *out = at_exit ? fopen(path, "we") : NULL;
     if (out) {
       snapshot_file_write(out, at_exit, started_us);

@@ -157,14 +157,10 @@ size_t pa_stats_heaps(struct pa_heap_stats *out, size_t max) {
 /* Heaps for printing and JSON: mapped from the OS, as the caller may be
  * short of memory or be reporting at exit.  NULL (and *count 0) if none. */
 static struct pa_heap_stats *heaps_gather(struct pa_stats *s, size_t *count) {
-  size_t n = stats_collect(s, NULL, 0, NULL);
+  size_t n = heaps_count();
   struct pa_heap_stats *heaps = n ? os_map(n * sizeof *heaps) : NULL;
-  if (heaps == NULL) {
-    *count = 0;
-    return NULL;
-  }
-  *count = n; /* heaps made meanwhile are left out: ids only grow */
-  stats_collect(s, heaps, n, NULL);
+  *count = heaps ? n : 0; /* heaps made meanwhile are left out: ids only grow */
+  stats_collect(s, heaps, *count, NULL);
   return heaps;
 }
 

@@ -126,7 +126,7 @@ static void parse_run(char **argv, struct run_options *opt) {
 /* ---- Files --------------------------------------------------------------- */
 
 /* The whole file, NUL-terminated; NULL if it cannot be read. */
-static char *read_file(const char *path, size_t *size) {
+static char *read_file(const char *path) {
   FILE *in = fopen(path, "rb");
   if (in == NULL) return NULL;
   size_t capacity = 1 << 16, n = 0;
@@ -143,7 +143,6 @@ static char *read_file(const char *path, size_t *size) {
   }
   fclose(in);
   if (text) text[n] = '\0';
-  if (size) *size = n;
   return text;
 }
 
@@ -397,7 +396,7 @@ static int exit_code(int status, const char *command) {
 static void print_stats(const char *dir, pid_t child) {
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/stats-%d.txt", dir, (int)child);
-  char *text = read_file(path, NULL);
+  char *text = read_file(path);
   if (text == NULL) {
     fprintf(stderr, "poolalloc: no statistics: the process did not exit normally\n");
     return;
@@ -425,9 +424,9 @@ static void report_map(const struct run_options *opt, const char *dir, pid_t chi
                        const char *command, const struct rusage *usage) {
   char path[PATH_MAX];
   snprintf(path, sizeof path, "%s/snapshot-%d.json", dir, (int)child);
-  char *snapshot = read_file(path, NULL);
+  char *snapshot = read_file(path);
   snprintf(path, sizeof path, "%s/samples-%d.jsonl", dir, (int)child);
-  char *samples = read_file(path, NULL);
+  char *samples = read_file(path);
   struct map_data data = {command, status, opt->sample_ms, snapshot, samples};
   size_t nsamples;
   if (write_map(opt->map, &data, &nsamples) == 0)
@@ -527,12 +526,12 @@ static int map(char **argv) {
   }
   if (snapshot_path == NULL) usage_error("map needs a snapshot file%s", "");
   if (out == NULL) usage_error("map needs -o FILE.html%s", "");
-  char *snapshot = read_file(snapshot_path, NULL);
+  char *snapshot = read_file(snapshot_path);
   if (snapshot == NULL) {
     fprintf(stderr, "poolalloc: cannot read %s: %s\n", snapshot_path, strerror(errno));
     return 1;
   }
-  char *samples = samples_path ? read_file(samples_path, NULL) : NULL;
+  char *samples = samples_path ? read_file(samples_path) : NULL;
   if (samples_path && samples == NULL) {
     fprintf(stderr, "poolalloc: cannot read %s: %s\n", samples_path, strerror(errno));
     free(snapshot);

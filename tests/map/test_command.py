@@ -10,14 +10,7 @@ import sys
 import tempfile
 
 poolalloc, workload = sys.argv[1], sys.argv[2]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
+from checks import check, finish
 
 
 def run(*args, env=None):
@@ -123,5 +116,4 @@ if subprocess.run(["sh", "-c", "command -v script"], capture_output=True).return
         shown = re.findall(rb"\r\x1b\[Kpoolalloc: sampling, (\d+) s, (\d+) samples", r.stdout)
         check(len(shown) >= 2, f"the progress line updates on a terminal: {shown}")
 
-print("failures:", failures)
-sys.exit(1 if failures else 0)
+finish()

@@ -13,14 +13,7 @@ import subprocess
 import sys
 
 poolalloc, workload, out_dir = sys.argv[1:4]
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("FAIL:", what)
+from checks import check, finish
 
 
 def find_chromium():
@@ -93,5 +86,4 @@ check(os.path.exists(shot) and os.path.getsize(shot) > 20000, "screenshot saved"
 with open(shot, "rb") as f:
     check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the screenshot is a PNG")
 print(f"screenshot: {shot}")
-print("failures:", failures)
-sys.exit(1 if failures else 0)
+finish()
