@@ -65,7 +65,8 @@ PA_API PA_MALLOC_LIKE void *pa_aligned_alloc(size_t alignment, size_t size);
  * EINVAL is returned; ENOMEM on exhaustion.  errno is not changed. */
 PA_API int pa_posix_memalign(void **out, size_t alignment, size_t size);
 
-/* Gives back what can be given: frees other threads sent to this thread's
+/* Gives back what can be given: the objects this thread keeps on free
+ * lists (pa_freelist_clear), frees other threads sent to this thread's
  * pools, empty pools held by this thread and by exited threads, and the one
  * wholly free arena kept as a spare.  Never needed for correctness. */
 PA_API void pa_collect(void);
@@ -145,6 +146,82 @@ typedef struct pa_arena_allocator {
 PA_API void pa_get_arena_allocator(pa_arena_allocator *out);
 /* Returns 0, or -1 with errno EINVAL if a function is NULL. */
 PA_API int pa_set_arena_allocator(const pa_arena_allocator *allocator);
+
+/* ---- Free lists: object-specific allocators -------------------------------
+ *
+ * CPython keeps freed floats, lists, dicts and tuples (one list per length)
+ * on free lists of their own and hands them out again without going through
+ * the allocator.  A pa_freelist does the same for any object type: a freed
+ * object is kept for the next allocation of its size, up to a bound, and
+ * what is not kept goes back to the domain it came from.
+ *
+ * A list serves one size, or a family of sizes indexed by a small integer
+ * (index i holds objects of size + i * step bytes, as tuples by length).
+ * Each thread keeps its own objects, with no lock; they go back to the pools
+ * when the thread exits, at pa_freelist_clear, and at pa_collect.  An object
+ * may be freed by any thread: it joins that thread's list.  Its first word
+ * is overwritten while it is kept; an allocation returns it as the last user
+ * left it otherwise.  Under the debug hooks lists keep nothing, so the hooks
+ * see every free. */
+typedef struct pa_freelist pa_freelist;
+
+/* Indices (sizes) over all live lists together. */
+#define PA_FREELIST_MAX_SIZES 1024
+/* Bytes of a list's name kept, with the terminating NUL. */
+#define PA_FREELIST_NAME_MAX 32
+
+struct pa_freelist_config {
+  const char *name;  /* shown in statistics; NULL for "freelist" */
+  size_t size;       /* bytes of an index-0 object: at least sizeof(void *) */
+  size_t step;       /* bytes added per index */
+  unsigned sizes;    /* indices 0 .. sizes-1: at least 1 */
+  unsigned max_kept; /* objects each thread keeps per index (0: none) */
+  pa_domain domain;  /* PA_DOMAIN_OBJ or PA_DOMAIN_MEM: serves misses and
+                        takes what is not kept */
+};
+
+/* A new list, or NULL with errno EINVAL (a bad config) or ENOMEM (more than
+ * PA_FREELIST_MAX_SIZES indices would be live). */
+PA_API pa_freelist *pa_freelist_create(const struct pa_freelist_config *config);
+
+/* Gives every thread's kept objects back to the domain and retires the
+ * list.  No thread may use the list during or after the call.  NULL is a
+ * no-op. */
+PA_API void pa_freelist_destroy(pa_freelist *list);
+
+/* An object of the index's size: a kept one if the calling thread has one
+ * (a hit), else a new one from the domain (a miss).  NULL with errno EINVAL
+ * for an index out of range or a destroyed list, ENOMEM on exhaustion. */
+PA_API PA_MALLOC_LIKE void *pa_freelist_alloc(pa_freelist *list, unsigned index);
+
+/* Keeps obj (allocated with this index, by this list or by the list's
+ * domain) for the calling thread, or frees it through the domain when the
+ * thread keeps max_kept of this index already (an overflow).  NULL is a
+ * no-op.  An index out of range is reported on stderr and obj is freed
+ * through the domain (in debug mode the report ends in abort). */
+PA_API void pa_freelist_free(pa_freelist *list, unsigned index, void *obj);
+
+/* Gives the calling thread's kept objects of this list back to the domain,
+ * as CPython empties its free lists at a full collection; returns how many.
+ * pa_collect does it for every list. */
+PA_API size_t pa_freelist_clear(pa_freelist *list);
+
+struct pa_freelist_stats {
+  const char *name; /* the list's: valid while the list lives */
+  pa_domain domain;
+  size_t size, step;
+  unsigned sizes, max_kept;
+  /* since the list was made, over every thread; for one index or all */
+  size_t hits;       /* allocations served from kept objects */
+  size_t misses;     /* allocations passed on to the domain */
+  size_t overflows;  /* frees passed on to the domain: nothing more kept */
+  size_t kept;       /* objects kept now (the pools count them in use) */
+  size_t bytes_kept; /* their bytes at the index's size */
+};
+
+/* Fills *out for one index, or for all with index -1.  Returns 0, or -1
+ * with errno EINVAL (a destroyed list, an index out of range). */
+PA_API int pa_freelist_stats(const pa_freelist *list, int index, struct pa_freelist_stats *out);
 
 /* ---- Debug hooks -----------------------------------------------------------
  *
@@ -279,6 +356,10 @@ struct pa_stats {
   size_t small_allocations, small_frees;
   /* traffic through each domain, indexed by pa_domain */
   struct pa_domain_stats domains[3];
+  /* free lists, summed over the live lists (pa_freelist_stats) */
+  struct {
+    size_t lists, hits, misses, overflows, kept, bytes_kept;
+  } freelists;
   /* raw layer (requests above the threshold, large alignments, foreign
    * pointers): calls, and bytes as the raw allocator sized them */
   size_t raw_allocations, raw_frees, raw_bytes_in_use, raw_bytes_peak;

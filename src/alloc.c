@@ -208,7 +208,10 @@ PA_ENTRY int pa_posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 void pa_collect(void) {
-  if (pa_thread_heap != &pa_empty_heap) heap_collect(pa_thread_heap);
+  if (pa_thread_heap != &pa_empty_heap) {
+    freelists_flush(pa_thread_heap);
+    heap_collect(pa_thread_heap);
+  }
   heaps_collect_abandoned();
   arena_release_spare();
 }

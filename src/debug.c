@@ -358,6 +358,7 @@ void debug_install(void) {
       .usable_size = debug_usable_size,
   };
   domains_push(debug_layers, &functions);
+  freelists_debug_installed();
 }
 
 int pa_setup_debug_hooks(void) {

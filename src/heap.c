@@ -116,6 +116,7 @@ static void heap_abandon_locked(pa_heap *heap) {
 
 static void heap_thread_exit(void *arg) {
   pa_heap *heap = arg;
+  freelists_flush(heap); /* while its frees are still the owner's */
   pa_thread_heap = &pa_empty_heap;
   heap_collect(heap);
   pthread_mutex_lock(&heaps.lock);
@@ -188,6 +189,11 @@ static pa_heap *heap_acquire(void) {
   pthread_setspecific(heaps.exit_key, heap);
   heaps_register_fork_handlers();
   return heap;
+}
+
+pa_heap *heap_current(void) {
+  pa_heap *heap = pa_thread_heap;
+  return heap != &pa_empty_heap ? heap : heap_acquire();
 }
 
 /* Everything the inline fast path does not for sizes 0..512: first use by a

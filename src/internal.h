@@ -180,6 +180,17 @@ _Static_assert((POOLALLOC_POOL_SIZE - 48) / 512 >= 2, "every pool holds two bloc
 
 /* ---- Thread heaps -------------------------------------------------------- */
 
+/* One thread's objects of one free-list index (src/freelist.c), linked
+ * through their first word.  Owned by the heap's thread; statistics read
+ * the counters racily. */
+struct freelist_bin {
+  pa_block *head;
+  uint32_t count;
+  size_t hits, misses, overflows;
+};
+#define PA_FREELIST_BINS_PER_CHUNK 64
+#define PA_FREELIST_CHUNKS (PA_FREELIST_MAX_SIZES / PA_FREELIST_BINS_PER_CHUNK)
+
 struct pa_heap {
   pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
@@ -194,6 +205,9 @@ struct pa_heap {
    * counters, written by the owner only; statistics read them racily. */
   size_t allocations[3];
   size_t frees[3];
+  /* free-list bins by global bin number, in chunks made on first use and
+   * never freed (statistics may read them at any time) */
+  _Atomic(struct freelist_bin *) freelist_bins[PA_FREELIST_CHUNKS];
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the
@@ -202,6 +216,9 @@ extern _Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-e
 extern pa_heap pa_empty_heap;
 
 void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
+/* The calling thread's heap, made or adopted if it has none; NULL if out of
+ * memory. */
+pa_heap *heap_current(void);
 void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
 void heap_collect(pa_heap *heap);
 void heaps_collect_abandoned(void);
@@ -386,6 +403,21 @@ static inline void pa_free_fast(pa_domain domain, void *p) {
   }
   pa_pool_free(pa_pool_of(p), p, domain);
 }
+
+/* ---- Free lists (src/freelist.c) ----------------------------------------- */
+
+/* Frees every object the heap's bins keep (its thread is exiting, or calls
+ * pa_collect). */
+void freelists_flush(pa_heap *heap);
+/* Adds one heap's bins to the totals (statistics walk, heaps lock held). */
+void freelists_count_heap(struct pa_stats *s, const pa_heap *heap);
+/* Live lists now. */
+size_t freelists_live(void);
+/* Fills out[0 .. max-1] with the live lists' statistics; returns how many
+ * were filled. */
+size_t freelists_gather(struct pa_freelist_stats *out, size_t max);
+/* The debug hooks went on: lists keep nothing from now on. */
+void freelists_debug_installed(void);
 
 /* ---- Internal metadata (heap and arena records) -------------------------- */
 

@@ -62,6 +62,7 @@ RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *
     allocations += heap->allocations[d];
     frees += heap->frees[d];
   }
+  freelists_count_heap(s, heap);
   if (heap->id > max) return;
   struct pa_heap_stats *h = &per_heap[heap->id - 1];
   h->id = heap->id;
@@ -137,6 +138,7 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
     s->small_allocations += s->domains[d].small_allocations;
     s->small_frees += s->domains[d].small_frees;
   }
+  s->freelists.lists = freelists_live();
   general_counters(s);
   raw_counters(s);
   s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
@@ -249,6 +251,39 @@ static void print_traffic(FILE *out, const struct pa_stats *s) {
   }
 }
 
+/* The live free lists' statistics, mapped from the OS as the heaps are. */
+struct list_table {
+  struct pa_freelist_stats *lists; /* NULL if none, or out of memory */
+  size_t count, mapped;
+};
+
+static struct list_table lists_gather(void) {
+  struct list_table table = {.mapped = freelists_live()};
+  table.lists = table.mapped ? os_map(table.mapped * sizeof *table.lists) : NULL;
+  table.count = table.lists ? freelists_gather(table.lists, table.mapped) : 0;
+  return table;
+}
+
+static void lists_release(struct list_table *table) {
+  if (table->lists) os_unmap(table->lists, table->mapped * sizeof *table->lists);
+}
+
+static void print_freelists(FILE *out, const struct pa_stats *s) {
+  struct list_table table = lists_gather();
+  fprintf(out, "free list          domain   size   step sizes max kept       kept          "
+               "hits        misses     overflows\n");
+  for (size_t i = 0; i < table.count; i++) {
+    const struct pa_freelist_stats *l = &table.lists[i];
+    fprintf(out, "%-18.18s %-6s %6zu %6zu %5u %8u %10zu %13zu %13zu %13zu\n", l->name,
+            domain_names[l->domain], l->size, l->step, l->sizes, l->max_kept, l->kept, l->hits,
+            l->misses, l->overflows);
+  }
+  fprintf(out, "%-18s %-6s %6s %6s %5s %8s %10zu %13zu %13zu %13zu\n", "(all lists)", "", "", "",
+          "", "", s->freelists.kept, s->freelists.hits, s->freelists.misses,
+          s->freelists.overflows);
+  lists_release(&table);
+}
+
 void pa_stats_print(FILE *out) {
   struct pa_stats s;
   size_t nheaps;
@@ -275,6 +310,10 @@ void pa_stats_print(FILE *out) {
   print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
   fputc('\n', out);
   print_traffic(out, &s);
+  if (s.freelists.lists) {
+    fputc('\n', out);
+    print_freelists(out, &s);
+  }
   if (nheaps) {
     fputc('\n', out);
     print_heaps(out, heaps, nheaps);
@@ -310,6 +349,39 @@ static void json_heap(FILE *out, const struct pa_heap_stats *h, size_t classes) 
   fputs("}", out);
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_string(FILE *out, const char *text) {
+  fputc('"', out);
+  for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+    if (*c == '"' || *c == '\\')
+      fprintf(out, "\\%c", *c);
+    else if (*c < 0x20)
+      fprintf(out, "\\u%04x", *c);
+    else
+      fputc(*c, out);
+  }
+  fputc('"', out);
+}
+
+static void json_freelists(FILE *out, const struct pa_stats *s) {
+  fprintf(out, "\"freelists\":{\"lists\":%zu,\"hits\":%zu,\"misses\":%zu,\"overflows\":%zu,"
+               "\"kept\":%zu,\"bytes_kept\":%zu,\"each\":[",
+          s->freelists.lists, s->freelists.hits, s->freelists.misses, s->freelists.overflows,
+          s->freelists.kept, s->freelists.bytes_kept);
+  struct list_table table = lists_gather();
+  for (size_t i = 0; i < table.count; i++) {
+    const struct pa_freelist_stats *l = &table.lists[i];
+    fputs(i ? ",{\"name\":" : "{\"name\":", out);
+    json_string(out, l->name);
+    fprintf(out, ",\"domain\":\"%s\",\"size\":%zu,\"step\":%zu,\"sizes\":%u,\"max_kept\":%u,"
+                 "\"hits\":%zu,\"misses\":%zu,\"overflows\":%zu,\"kept\":%zu,\"bytes_kept\":%zu}",
+            domain_names[l->domain], l->size, l->step, l->sizes, l->max_kept, l->hits,
+            l->misses, l->overflows, l->kept, l->bytes_kept);
+  }
+  lists_release(&table);
+  fputs("]},", out);
+}
+
 void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
                       size_t nheaps) {
   fprintf(out, "{\"geometry\":{\"alignment\":%zu,\"size_classes\":%zu,"
@@ -330,6 +402,7 @@ void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_
   fprintf(out, "\"raw\":{\"allocations\":%zu,\"frees\":%zu,\"bytes_in_use\":%zu,"
                "\"bytes_peak\":%zu},",
           s->raw_allocations, s->raw_frees, s->raw_bytes_in_use, s->raw_bytes_peak);
+  json_freelists(out, s);
   fputs("\"domains\":{", out);
   for (int d = 0; d < 3; d++) {
     const struct pa_domain_stats *t = &s->domains[d];

@@ -9,6 +9,10 @@
  *   track_link_read(p)     poolalloc is about to read a free block's link
  *   track_noaccess(p, n)   memory no program may touch (a fresh arena)
  *   track_undefined(p, n)  memory poolalloc itself will write (a pool header)
+ *   track_kept(p, n)       an object goes onto a free list: only its first
+ *                          word (the link) stays addressable (ASan only:
+ *                          for Valgrind it is still a live block)
+ *   track_unkept(p, n)     it leaves the free list
  *
  * Valgrind (build with -DPOOLALLOC_VALGRIND=ON): client requests, so memcheck
  * reports leaks and invalid accesses of pool blocks as it does for malloc.
@@ -47,12 +51,19 @@
 #define track_link_read(p) ((void)(p))
 #define track_noaccess(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
 #define track_undefined(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#define track_kept(p, n) \
+  ASAN_POISON_MEMORY_REGION((char *)(p) + sizeof(void *), (n) - sizeof(void *))
+#define track_unkept(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
 #else
 #define track_malloc(p, n) ((void)(p), (void)(n))
 #define track_free(p, n) ((void)(p), (void)(n))
 #define track_link_read(p) ((void)(p))
 #define track_noaccess(p, n) ((void)(p), (void)(n))
 #define track_undefined(p, n) ((void)(p), (void)(n))
+#endif
+#if !defined(PA_ASAN)
+#define track_kept(p, n) ((void)(p), (void)(n))
+#define track_unkept(p, n) ((void)(p), (void)(n))
 #endif
 
 #endif

@@ -5,6 +5,8 @@
 #define POOLALLOC_CHECK_H
 
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int check_passed, check_failed;
 
@@ -42,6 +44,31 @@ static inline unsigned long long check_random(unsigned long long *state) {
   *state ^= *state << 25;
   *state ^= *state >> 27;
   return *state * 2685821657736338717ULL;
+}
+
+/* Runs this program as `argv0 name` with the given environment; returns
+ * its wait status and what it wrote to stderr. */
+static inline int check_run_child(const char *argv0, const char *name, char *const env[],
+                                  char *out, size_t size) {
+  int pipe_fds[2];
+  if (pipe(pipe_fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipe_fds[1], 2);
+    close(pipe_fds[0]);
+    execle(argv0, argv0, name, (char *)NULL, env);
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  size_t used = 0;
+  ssize_t n;
+  while (used < size - 1 && (n = read(pipe_fds[0], out + used, size - 1 - used)) > 0)
+    used += (size_t)n;
+  out[used] = 0;
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return status;
 }
 
 #endif

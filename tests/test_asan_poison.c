@@ -1,40 +1,64 @@
-/* AddressSanitizer builds poison free pool blocks: a read of a freed block
- * is reported (in a child, whose stderr is checked) instead of passing. */
+/* AddressSanitizer builds poison free pool blocks and objects kept on free
+ * lists: a read of either is reported (in a child, whose stderr is checked)
+ * instead of passing.
+ *
+ *   test_asan_poison              the checks
+ *   test_asan_poison pool|list    the bad read (a child)
+ */
+#include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
 
-int main(void) {
-  int pipe_fds[2];
-  CHECK(pipe(pipe_fds) == 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipe_fds[1], 2);
-    char *block = pa_malloc(64);
-    memset(block, 1, 64);
-    pa_free(block);
-    volatile char after_free = block[16];
-    (void)after_free;
-    _exit(0); /* not reached: ASan stops the read above */
-  }
-  close(pipe_fds[1]);
-  char report[8192] = {0};
-  size_t got = 0;
-  ssize_t n;
-  while (got < sizeof report - 1 && (n = read(pipe_fds[0], report + got, sizeof report - 1 - got)) > 0)
-    got += (size_t)n;
-  int status = 0;
-  waitpid(pid, &status, 0);
+static void read_freed_block(void) {
+  char *block = pa_malloc(64);
+  memset(block, 1, 64);
+  pa_free(block);
+  volatile char after_free = block[16];
+  (void)after_free;
+}
+
+static void read_kept_object(void) {
+  struct pa_freelist_config config = {"kept", 64, 0, 1, 4, PA_DOMAIN_OBJ};
+  pa_freelist *list = pa_freelist_create(&config);
+  char *obj = pa_freelist_alloc(list, 0);
+  memset(obj, 1, 64);
+  pa_freelist_free(list, 0, obj);
+  volatile char after_free = obj[16];
+  (void)after_free;
+}
+
+static void expect_reported(const char *argv0, const char *name) {
+  static char report[8192];
+  char *env[] = {NULL};
+  int status = check_run_child(argv0, name, env, report, sizeof report);
   CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0));
   CHECK(strstr(report, "use-after-poison") != NULL);
   CHECK(strstr(report, "READ of size 1") != NULL);
-  /* a live block is not poisoned */
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2) {
+    if (strcmp(argv[1], "pool") == 0) read_freed_block();
+    if (strcmp(argv[1], "list") == 0) read_kept_object();
+    return 0; /* not reached: ASan stops the read */
+  }
+  expect_reported(argv[0], "pool");
+  expect_reported(argv[0], "list");
+  /* a live block is not poisoned, nor an object taken off a free list */
   char *live = pa_malloc(64);
   memset(live, 2, 64);
   CHECK(live[63] == 2);
   pa_free(live);
+  struct pa_freelist_config config = {"taken", 64, 0, 1, 4, PA_DOMAIN_OBJ};
+  pa_freelist *list = pa_freelist_create(&config);
+  char *obj = pa_freelist_alloc(list, 0);
+  pa_freelist_free(list, 0, obj);
+  obj = pa_freelist_alloc(list, 0);
+  memset(obj, 3, 64);
+  CHECK(obj[63] == 3);
+  pa_freelist_free(list, 0, obj);
+  pa_freelist_destroy(list);
   return check_done();
 }

@@ -169,31 +169,6 @@ static const struct scenario {
     {"api_setup_overflow", api_setup_overflow, {"buffer overflow", "24 bytes requested"}},
 };
 
-/* Runs this program as `argv0 name` with the given environment; returns
- * its wait status and what it wrote to stderr. */
-static int run_child(const char *argv0, const char *name, char *const env[], char *out,
-                     size_t size) {
-  int pipe_fds[2];
-  if (pipe(pipe_fds) != 0) return -1;
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pipe_fds[1], 2);
-    close(pipe_fds[0]);
-    execle(argv0, argv0, name, (char *)NULL, env);
-    _exit(127);
-  }
-  close(pipe_fds[1]);
-  size_t used = 0;
-  ssize_t n;
-  while (used < size - 1 && (n = read(pipe_fds[0], out + used, size - 1 - used)) > 0)
-    used += (size_t)n;
-  out[used] = 0;
-  close(pipe_fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return status;
-}
-
 static bool aborted(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT; }
 
 int main(int argc, char **argv) {
@@ -211,7 +186,7 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++) {
     const struct scenario *s = &scenarios[i];
     bool by_api = strncmp(s->name, "api_", 4) == 0;
-    int status = run_child(argv[0], s->name, by_api ? no_env : debug_env, report, sizeof report);
+    int status = check_run_child(argv[0], s->name, by_api ? no_env : debug_env, report, sizeof report);
     CHECK(aborted(status));
     for (int e = 0; e < 4 && s->expected[e]; e++) {
       bool found = strstr(report, s->expected[e]) != NULL;
@@ -223,17 +198,17 @@ int main(int argc, char **argv) {
 
   /* With tracing on, the report says where the block was allocated. */
   char *traced_env[] = {"POOLALLOC_DEBUG=1", "POOLALLOC_TRACE=4", NULL};
-  CHECK(aborted(run_child(argv[0], "traced_overflow", traced_env, report, sizeof report)));
+  CHECK(aborted(check_run_child(argv[0], "traced_overflow", traced_env, report, sizeof report)));
   CHECK(strstr(report, "allocated at (most recent call first):") != NULL);
   CHECK(strstr(report, " traced_overflow+0x") != NULL);
   CHECK(strstr(report, " main+0x") != NULL);
   if (strstr(report, " traced_overflow+0x") == NULL) fprintf(stderr, "%s\n", report);
 
-  int status = run_child(argv[0], "setup_too_late", no_env, report, sizeof report);
+  int status = check_run_child(argv[0], "setup_too_late", no_env, report, sizeof report);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
   /* Correct work: no report, a clean exit. */
-  status = run_child(argv[0], "clean", debug_env, report, sizeof report);
+  status = check_run_child(argv[0], "clean", debug_env, report, sizeof report);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK_EQ(strlen(report), 0);
   if (report[0]) fprintf(stderr, "clean run reported:\n%s\n", report);
