@@ -55,6 +55,7 @@ bench:
 	bench/run.sh
 	bench/python.sh
 	bench/sampling.sh
+	bench/freelist.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry bench/results

@@ -41,6 +41,22 @@ timed() { # name command...: hyperfine, 10 runs after 2 warm-ups
   min_mean_ms "$out/$name.json"
 }
 
+callgrind_total() { # lib bin args...
+  local lib=$1
+  shift
+  LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | awk '/Collected/ {print $4}'
+}
+
+# instructions per operation: lib bin workload N extra-args; the difference
+# between N and 2N operations over N, so start-up and tear-down cancel
+instructions() {
+  local lib=$1 bin=$2 workload=$3 n=$4 a b
+  shift 4
+  a=$(callgrind_total "$lib" "$bin" "$workload" "$n" "$@")
+  b=$(callgrind_total "$lib" "$bin" "$workload" $((2 * n)) "$@")
+  echo $(((b - a) / n))
+}
+
 machine_line() {
   echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
 }

@@ -32,22 +32,6 @@ CHURN=3000000
 XTHREAD=3000000
 HEAP=1000000
 
-callgrind_total() { # lib bin args...
-  local lib=$1
-  shift
-  LD_PRELOAD=$lib valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 | awk '/Collected/ {print $4}'
-}
-
-# instructions per operation: lib bin workload N extra-args; the difference
-# between N and 2N operations over N, so start-up and tear-down cancel
-instructions() {
-  local lib=$1 bin=$2 workload=$3 n=$4 a b
-  shift 4
-  a=$(callgrind_total "$lib" "$bin" "$workload" "$n" "$@")
-  b=$(callgrind_total "$lib" "$bin" "$workload" $((2 * n)) "$@")
-  echo $(((b - a) / n))
-}
-
 timed_bin() { # name lib bin workload args...
   local name=$1 lib=$2 bin=$3
   shift 3

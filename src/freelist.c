@@ -86,7 +86,9 @@ static struct freelist_bin *bin_get(unsigned bin) {
 
 /* ---- The two fast paths and their slow halves ----------------------------- */
 
-PA_ENTRY static void *freelist_miss(pa_freelist *list, unsigned index) {
+/* A thread with no bin for the index yet, or an index out of range. */
+__attribute__((noinline)) PA_ENTRY static void *freelist_alloc_slow(pa_freelist *list,
+                                                                     unsigned index) {
   if (index >= list->sizes) {
     errno = EINVAL;
     return NULL;
@@ -97,19 +99,24 @@ PA_ENTRY static void *freelist_miss(pa_freelist *list, unsigned index) {
   return obj;
 }
 
+/* A miss on a known bin goes straight to the domain (a tail call). */
 PA_ENTRY void *pa_freelist_alloc(pa_freelist *list, unsigned index) {
   if (__builtin_expect(index < list->sizes, 1)) {
     struct freelist_bin *bin = bin_find(pa_thread_heap, list->first_bin + index);
-    if (__builtin_expect(bin != NULL && bin->head != NULL, 1)) {
+    if (__builtin_expect(bin != NULL, 1)) {
       pa_block *obj = bin->head;
-      bin->head = obj->next;
-      bin->count--;
-      bin->hits++;
-      track_unkept(obj, object_size(list, index));
-      return obj;
+      if (__builtin_expect(obj != NULL, 1)) {
+        bin->head = obj->next;
+        bin->count--;
+        bin->hits++;
+        track_unkept(obj, object_size(list, index));
+        return obj;
+      }
+      bin->misses++;
+      return domain_alloc[list->domain](object_size(list, index));
     }
   }
-  return freelist_miss(list, index);
+  return freelist_alloc_slow(list, index);
 }
 
 static void freelist_bad_free(const pa_freelist *list, unsigned index, void *obj) {
@@ -135,7 +142,9 @@ static void bin_push(struct freelist_bin *bin, void *obj, size_t size) {
   track_kept(obj, size);
 }
 
-PA_ENTRY static void freelist_overflow(pa_freelist *list, unsigned index, void *obj) {
+/* A thread with no bin for the index yet, or an index out of range. */
+__attribute__((noinline)) PA_ENTRY static void freelist_free_slow(pa_freelist *list,
+                                                                  unsigned index, void *obj) {
   if (index >= list->sizes) {
     freelist_bad_free(list, index, obj);
   } else {
@@ -153,12 +162,17 @@ PA_ENTRY void pa_freelist_free(pa_freelist *list, unsigned index, void *obj) {
   if (obj == NULL) return;
   if (__builtin_expect(index < list->sizes, 1)) {
     struct freelist_bin *bin = bin_find(pa_thread_heap, list->first_bin + index);
-    if (__builtin_expect(bin != NULL && bin->count < list->keep, 1)) {
-      bin_push(bin, obj, object_size(list, index));
+    if (__builtin_expect(bin != NULL, 1)) {
+      if (__builtin_expect(bin->count < list->keep, 1)) {
+        bin_push(bin, obj, object_size(list, index));
+        return;
+      }
+      bin->overflows++;
+      domain_release[list->domain](obj);
       return;
     }
   }
-  freelist_overflow(list, index, obj);
+  freelist_free_slow(list, index, obj);
 }
 
 /* ---- Bulk frees ------------------------------------------------------------ */
