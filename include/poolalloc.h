@@ -25,9 +25,11 @@ extern "C" {
 #if defined(__GNUC__)
 #define PA_API __attribute__((visibility("default")))
 #define PA_MALLOC_LIKE __attribute__((malloc, warn_unused_result))
+#define PA_LIKELY(x) __builtin_expect(!!(x), 1)
 #else
 #define PA_API
 #define PA_MALLOC_LIKE
+#define PA_LIKELY(x) (x)
 #endif
 
 /* Requests up to this many bytes are served from pools. */
@@ -223,6 +225,94 @@ struct pa_freelist_stats {
  * with errno EINVAL (a destroyed list, an index out of range). */
 PA_API int pa_freelist_stats(const pa_freelist *list, int index, struct pa_freelist_stats *out);
 
+/* ---- Handles: objects that can move -------------------------------------
+ *
+ * An object reached through a handle can be moved by the allocator: the
+ * handle names a slot of a table, the slot holds the object's address, and
+ * the cost is that one indirection.  pa_compact moves a table's objects out
+ * of sparsely used pools into fuller ones and gives the emptied pools, and
+ * arenas, back: the fragmentation plain pointers leave behind (a heap
+ * after most of its objects died) is undone.
+ *
+ * A table has a heap of its own, so its pools hold its objects only and can
+ * be emptied.  Objects of 1..512 bytes live there and can move; larger ones
+ * come from the raw layer and stay put.  Handle objects come straight from
+ * the table's pools: the domains' layers (debug hooks, tracing) do not see
+ * them.
+ *
+ * A table is used by one thread at a time (as an interpreter's heap under
+ * its lock); different tables may be used by different threads at once.
+ * An object's address, from pa_handle_get, is valid until the next
+ * pa_compact of its table or the handle's free; from pa_handle_pin, until
+ * the matching pa_handle_unpin (pinned objects never move).
+ *
+ * A handle carries its slot's generation, which the slot's free changes: a
+ * freed, forged or other table's handle is reported on stderr and gives
+ * NULL with errno EINVAL, never a wild pointer (in debug mode the report
+ * ends in abort).  A slot is reused after 2^32 frees at the earliest. */
+typedef unsigned long long pa_handle; /* 0 is never a handle */
+typedef struct pa_handles pa_handles;
+
+/* The start of every table, read by the inline pa_handle_get. */
+struct pa_handle_slot {
+  void *object;        /* NULL while the slot is free */
+  unsigned generation; /* changes when the object is freed */
+  unsigned word;       /* private */
+};
+struct pa_handles_header {
+  struct pa_handle_slot *slots;
+  unsigned nslots;
+};
+
+/* A new empty table, or NULL with errno ENOMEM. */
+PA_API pa_handles *pa_handles_create(void);
+/* Frees every object of the table and the table.  NULL is a no-op. */
+PA_API void pa_handles_destroy(pa_handles *table);
+
+/* A handle to a new object of size bytes (contents unspecified, aligned as
+ * pa_malloc's), or 0 with errno ENOMEM. */
+PA_API pa_handle pa_handle_alloc(pa_handles *table, size_t size);
+/* Frees the object.  0 is a no-op; a pinned object is reported and kept. */
+PA_API void pa_handle_free(pa_handles *table, pa_handle handle);
+
+/* The report and the NULL for a handle pa_handle_get refused. */
+PA_API void *pa_handle_invalid(pa_handles *table, pa_handle handle);
+
+/* The object's address now: one indirection, inline. */
+static inline void *pa_handle_get(pa_handles *table, pa_handle handle) {
+  const struct pa_handles_header *header = (const struct pa_handles_header *)table;
+  unsigned index = (unsigned)handle - 1;
+  if (PA_LIKELY(index < header->nslots)) {
+    const struct pa_handle_slot *slot = &header->slots[index];
+    if (PA_LIKELY(slot->generation == (unsigned)(handle >> 32) && slot->object != NULL))
+      return slot->object;
+  }
+  return pa_handle_invalid(table, handle);
+}
+
+/* As pa_handle_get, and the object stays where it is until unpinned (pins
+ * nest). */
+PA_API void *pa_handle_pin(pa_handles *table, pa_handle handle);
+/* Returns 0, or -1 with errno EINVAL (a bad handle, or one not pinned). */
+PA_API int pa_handle_unpin(pa_handles *table, pa_handle handle);
+
+struct pa_compact_stats {
+  size_t handles;         /* live handles */
+  size_t objects_moved, bytes_moved;
+  size_t objects_pinned;  /* pinned objects, which stayed */
+  size_t pools_before, pools_after; /* pools holding the table's objects */
+  size_t pools_released;  /* emptied and given back to the arenas */
+  size_t arenas_released; /* arenas the OS got back during the call (from
+                             any heap: the arenas are shared) */
+};
+
+/* Moves the table's unpinned pool objects out of its sparsest pools of each
+ * size class into its fullest, as far as that empties pools, and gives the
+ * emptied pools and wholly free arenas back.  Returns the bytes of the pools
+ * released; fills *out when it is not NULL.  Addresses from pa_handle_get
+ * are stale afterwards. */
+PA_API size_t pa_compact(pa_handles *table, struct pa_compact_stats *out);
+
 /* ---- Debug hooks -----------------------------------------------------------
  *
  * A layer on top of every domain that surrounds each block with bytes it
@@ -375,7 +465,9 @@ PA_API int pa_stats_get(struct pa_stats *out);
 struct pa_heap_stats {
   unsigned id;      /* 1, 2, ... in order of creation */
   int thread;       /* kernel thread id (gettid) of its thread; 0 when the
-                       thread exited and the heap waits for adoption */
+                       thread exited and the heap waits for adoption, and
+                       for a handle table's heap */
+  int handles;      /* 1: the heap of a handle table (pa_handles_create) */
   size_t pools_used, pools_full;
   size_t bytes_in_use, bytes_available, bytes_pool_headers, bytes_quantization;
   /* blocks its thread took from the pools and freed (into any heap's pool) */

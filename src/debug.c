@@ -361,6 +361,10 @@ void debug_install(void) {
   freelists_debug_installed();
 }
 
+void debug_misuse_end(void) {
+  if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) debug_abort();
+}
+
 int pa_setup_debug_hooks(void) {
   domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_DEBUG may have done it */
   if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return 0;

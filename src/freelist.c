@@ -125,13 +125,7 @@ static void freelist_bad_free(const pa_freelist *list, unsigned index, void *obj
   else
     pa_message("poolalloc: pa_freelist_free(%p): index %u out of range for free list \"%s\" "
                "(0..%u)", obj, index, list->name, list->sizes - 1);
-  pthread_mutex_lock(&registry.lock);
-  bool debug = registry.debug;
-  pthread_mutex_unlock(&registry.lock);
-  if (debug) {
-    pa_message("poolalloc: debug: aborting");
-    abort();
-  }
+  debug_misuse_end();
 }
 
 static void bin_push(struct freelist_bin *bin, void *obj, size_t size) {

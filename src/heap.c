@@ -36,6 +36,7 @@ static struct {
   atomic_bool fork_handlers_registered;
   pa_heap *all;
   pa_heap *abandoned;
+  pa_heap *retired_tables; /* handle tables' heaps, linked by next_abandoned */
   unsigned count; /* heaps made: the last id given */
 } heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
 
@@ -126,7 +127,8 @@ static void heap_thread_exit(void *arg) {
 }
 
 /* fork(): the child inherits one thread; the heaps of the others will never
- * see their threads again, so they are abandoned for adoption. */
+ * see their threads again, so they are abandoned for adoption.  Handle
+ * tables' heaps belong to no thread and stay as they are. */
 static void heaps_fork_prepare(void) {
   trace_lock();
   domains_lock();
@@ -149,7 +151,8 @@ static void heaps_fork_child(void) {
   domains_unlock();
   trace_unlock();
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
-    if (heap != pa_thread_heap && !atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
+    if (heap != pa_thread_heap && !heap->table &&
+        !atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
       heap_abandon_locked(heap);
   pthread_mutex_unlock(&heaps.lock);
 }
@@ -165,25 +168,46 @@ static void heaps_register_fork_handlers(void) {
   pthread_atfork(heaps_fork_prepare, heaps_fork_parent, heaps_fork_child);
 }
 
-static pa_heap *heap_acquire(void) {
-  pthread_once(&heaps.once, heaps_init_once);
+/* A heap record off the stack given (abandoned heaps, or retired tables'),
+ * or a new one; NULL if out of memory. */
+static pa_heap *heap_take(pa_heap **stack) {
   pthread_mutex_lock(&heaps.lock);
-  pa_heap *heap = heaps.abandoned;
+  pa_heap *heap = *stack;
   if (heap) {
-    heaps.abandoned = heap->next_abandoned;
+    *stack = heap->next_abandoned;
     atomic_store_explicit(&heap->abandoned, false, memory_order_relaxed);
   }
   pthread_mutex_unlock(&heaps.lock);
-  if (heap == NULL) {
-    heap = meta_alloc(sizeof(pa_heap));
-    if (heap == NULL) return NULL;
-    for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
-    pthread_mutex_lock(&heaps.lock);
-    heap->id = ++heaps.count;
-    heap->next_all = heaps.all;
-    heaps.all = heap;
-    pthread_mutex_unlock(&heaps.lock);
-  }
+  if (heap) return heap;
+  heap = meta_alloc(sizeof(pa_heap));
+  if (heap == NULL) return NULL;
+  for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
+  pthread_mutex_lock(&heaps.lock);
+  heap->id = ++heaps.count;
+  heap->next_all = heaps.all;
+  heaps.all = heap;
+  pthread_mutex_unlock(&heaps.lock);
+  return heap;
+}
+
+pa_heap *heap_table_make(void) {
+  pa_heap *heap = heap_take(&heaps.retired_tables);
+  if (heap) heap->table = true;
+  return heap;
+}
+
+void heap_table_retire(pa_heap *heap) {
+  heap_collect(heap);
+  pthread_mutex_lock(&heaps.lock);
+  heap->next_abandoned = heaps.retired_tables;
+  heaps.retired_tables = heap;
+  pthread_mutex_unlock(&heaps.lock);
+}
+
+static pa_heap *heap_acquire(void) {
+  pthread_once(&heaps.once, heaps_init_once);
+  pa_heap *heap = heap_take(&heaps.abandoned);
+  if (heap == NULL) return NULL;
   heap->thread = os_thread_id();
   pa_thread_heap = heap; /* before anything below may call malloc */
   pthread_setspecific(heaps.exit_key, heap);

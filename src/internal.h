@@ -199,6 +199,7 @@ struct pa_heap {
   pa_heap *next_abandoned;
   atomic_bool abandoned; /* its thread exited; waits for adoption */
   unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
+  bool table;     /* a handle table's heap (src/handle.c), no thread's */
   int thread;     /* kernel id of the thread using it; 0 while abandoned */
   /* Blocks this heap's thread took from the pools and gave back, by domain
    * (the RAW slots stay 0: that domain never reaches the pools).  Plain
@@ -219,6 +220,10 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
 pa_heap *heap_current(void);
+/* A heap for a handle table (a retired table's, or a new one), and its
+ * retirement: its empty pools go back, the record waits for the next table. */
+pa_heap *heap_table_make(void);
+void heap_table_retire(pa_heap *heap);
 void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
 void heap_collect(pa_heap *heap);
 void heaps_collect_abandoned(void);
@@ -344,6 +349,9 @@ void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
 /* Whether the pools or the raw layer have served anything yet. */
 bool allocations_served(void);
 void debug_install(void);
+/* After a report of misuse outside the hooks (free lists, handles): under
+ * the debug hooks the process aborts, as the hooks' own reports do. */
+void debug_misuse_end(void);
 void domains_lock(void);
 void domains_unlock(void);
 void trace_lock(void);

@@ -67,6 +67,7 @@ RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *
   struct pa_heap_stats *h = &per_heap[heap->id - 1];
   h->id = heap->id;
   h->thread = heap->thread;
+  h->handles = heap->table;
   h->small_allocations = allocations;
   h->small_frees = frees;
 }
@@ -230,7 +231,9 @@ static void print_heaps(FILE *out, const struct pa_heap_stats *heaps, size_t cou
   for (size_t i = 0; i < count; i++) {
     const struct pa_heap_stats *h = &heaps[i];
     char thread[16];
-    if (h->thread)
+    if (h->handles)
+      snprintf(thread, sizeof thread, "(handles)");
+    else if (h->thread)
       snprintf(thread, sizeof thread, "%d", h->thread);
     else
       snprintf(thread, sizeof thread, "(exited)");
@@ -339,11 +342,11 @@ static void json_classes(FILE *out, const struct pa_class_stats *classes, size_t
 }
 
 static void json_heap(FILE *out, const struct pa_heap_stats *h, size_t classes) {
-  fprintf(out, "{\"id\":%u,\"thread\":%d,\"pools_used\":%zu,\"pools_full\":%zu,"
+  fprintf(out, "{\"id\":%u,\"thread\":%d,\"handles\":%s,\"pools_used\":%zu,\"pools_full\":%zu,"
                "\"bytes_in_use\":%zu,\"bytes_available\":%zu,\"bytes_pool_headers\":%zu,"
                "\"bytes_quantization\":%zu,\"small_allocations\":%zu,\"small_frees\":%zu,"
                "\"classes\":",
-          h->id, h->thread, h->pools_used, h->pools_full, h->bytes_in_use, h->bytes_available,
+          h->id, h->thread, h->handles ? "true" : "false", h->pools_used, h->pools_full, h->bytes_in_use, h->bytes_available,
           h->bytes_pool_headers, h->bytes_quantization, h->small_allocations, h->small_frees);
   json_classes(out, h->classes, classes);
   fputs("}", out);
