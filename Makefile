@@ -56,6 +56,7 @@ bench:
 	bench/python.sh
 	bench/sampling.sh
 	bench/freelist.sh
+	bench/handles.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry bench/results
