@@ -441,6 +441,12 @@ struct pa_stats {
   size_t bytes_empty_pools;     /* in empty and never-touched pools */
   size_t bytes_pool_headers;    /* pool headers of used and full pools */
   size_t bytes_quantization;    /* tail of each pool too small for a block */
+  /* Part of bytes_in_use: what rounding requests up to their size class
+   * added, over the rounding_blocks blocks whose requested size is known.
+   * The pools do not keep it; tracing does (pa_trace_start,
+   * POOLALLOC_TRACE), so both are 0 unless tracing is on (and the debug
+   * hooks, whose guards share the blocks, are off). */
+  size_t bytes_rounding, rounding_blocks;
   /* traffic: blocks the pools handed out and took back, ever (the sums of
    * the domains' small_allocations and small_frees) */
   size_t small_allocations, small_frees;

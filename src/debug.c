@@ -361,8 +361,12 @@ void debug_install(void) {
   freelists_debug_installed();
 }
 
+bool debug_hooks_on(void) {
+  return domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM);
+}
+
 void debug_misuse_end(void) {
-  if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) debug_abort();
+  if (debug_hooks_on()) debug_abort();
 }
 
 int pa_setup_debug_hooks(void) {

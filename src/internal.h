@@ -352,10 +352,14 @@ void debug_install(void);
 /* After a report of misuse outside the hooks (free lists, handles): under
  * the debug hooks the process aborts, as the hooks' own reports do. */
 void debug_misuse_end(void);
+bool debug_hooks_on(void);
 void domains_lock(void);
 void domains_unlock(void);
 void trace_lock(void);
 void trace_unlock(void);
+/* Blocks of the pools that tracing knows the requested size of, and the
+ * bytes their size classes add to it (0, 0 when not tracing). */
+void trace_rounding(size_t *blocks, size_t *bytes);
 /* Writes where p was allocated, if tracing knows; false if it does not. */
 bool trace_report_block(const void *p);
 size_t layer_usable_size(const pa_layer *layer, const void *p);

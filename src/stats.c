@@ -140,6 +140,7 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
     s->small_frees += s->domains[d].small_frees;
   }
   s->freelists.lists = freelists_live();
+  trace_rounding(&s->rounding_blocks, &s->bytes_rounding);
   general_counters(s);
   raw_counters(s);
   s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
@@ -211,6 +212,13 @@ static void print_bytes(FILE *out, const struct pa_stats *s) {
   print_line(out, label, s->bytes_empty_pools);
   print_line(out, "# bytes lost to pool headers", s->bytes_pool_headers);
   print_line(out, "# bytes lost to quantization", s->bytes_quantization);
+  if (s->rounding_blocks) {
+    char label[64];
+    snprintf(label, sizeof label, "  of which size-class rounding (%zu traced)", s->rounding_blocks);
+    print_line(out, label, s->bytes_rounding);
+  } else {
+    fprintf(out, "%-34s = %21s\n", "  of which size-class rounding", "unknown (not tracing)");
+  }
   print_line(out, "Total", s->bytes_in_use + s->bytes_available + s->bytes_empty_pools +
                                s->bytes_pool_headers + s->bytes_quantization);
 }
@@ -399,9 +407,10 @@ void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_
   fprintf(out, "\"pools\":{\"used\":%zu,\"full\":%zu,\"empty\":%zu,\"untouched\":%zu},",
           s->pools_used, s->pools_full, s->pools_empty, s->pools_untouched);
   fprintf(out, "\"bytes\":{\"in_use\":%zu,\"available\":%zu,\"empty_pools\":%zu,"
-               "\"pool_headers\":%zu,\"quantization\":%zu},",
+               "\"pool_headers\":%zu,\"quantization\":%zu,\"rounding\":%zu,"
+               "\"rounding_blocks\":%zu},",
           s->bytes_in_use, s->bytes_available, s->bytes_empty_pools, s->bytes_pool_headers,
-          s->bytes_quantization);
+          s->bytes_quantization, s->bytes_rounding, s->rounding_blocks);
   fprintf(out, "\"raw\":{\"allocations\":%zu,\"frees\":%zu,\"bytes_in_use\":%zu,"
                "\"bytes_peak\":%zu},",
           s->raw_allocations, s->raw_frees, s->raw_bytes_in_use, s->raw_bytes_peak);

@@ -205,6 +205,22 @@ static void tables_clear(void) {
   trace.chunk = NULL;
 }
 
+/* Every traced pool block's class size less its requested size.  Under the
+ * debug hooks the pool block holds their header and guards too, so nothing
+ * is counted then. */
+void trace_rounding(size_t *blocks, size_t *bytes) {
+  *blocks = *bytes = 0;
+  if (debug_hooks_on()) return;
+  pthread_mutex_lock(&trace.lock);
+  for (size_t i = 0; i < trace.capacity; i++) {
+    const trace_entry *entry = &trace.entries[i];
+    if (entry->block == 0 || pa_arena_of((void *)entry->block) == NULL) continue;
+    (*blocks)++;
+    *bytes += pa_pool_of((void *)entry->block)->block_size - entry->size;
+  }
+  pthread_mutex_unlock(&trace.lock);
+}
+
 /* ---- The layer ---------------------------------------------------------------- */
 
 PA_ENTRY static void trace_record(void *p, size_t size) {

@@ -22,8 +22,8 @@ def expect(cond, message):
 
 
 def check_stats(stats):
-    for key in ("geometry", "arenas", "pools", "bytes", "raw", "domains", "classes", "heaps",
-                "small_allocations", "small_frees", "heaps_abandoned", "radix_leaves"):
+    for key in ("geometry", "arenas", "pools", "bytes", "raw", "domains", "freelists", "classes",
+                "heaps", "small_allocations", "small_frees", "heaps_abandoned", "radix_leaves"):
         expect(key in stats, f"stats lacks {key}")
     geo = stats["geometry"]
     cap = (geo["pool_size"] - geo["pool_header_size"]) // 16
@@ -35,10 +35,14 @@ def check_stats(stats):
     b = stats["bytes"]
     total = b["in_use"] + b["available"] + b["empty_pools"] + b["pool_headers"] + b["quantization"]
     expect(total == stats["arenas"]["current"] * geo["arena_size"], "bytes do not add up")
+    expect(b["rounding"] == 0 and b["rounding_blocks"] == 0, "rounding is unknown untraced")
+    expect(stats["freelists"] == {"lists": 0, "hits": 0, "misses": 0, "overflows": 0, "kept": 0,
+                                  "bytes_kept": 0, "each": []}, "no free lists")
     expect(set(stats["domains"]) == {"raw", "mem", "obj"}, "domains")
     expect(stats["domains"]["mem"]["small_allocations"] == N, "mem traffic")
     expect(stats["small_allocations"] == N and stats["small_frees"] == 0, "pool traffic")
     expect(len(stats["heaps"]) == 1 and stats["heaps"][0]["id"] == 1, "one heap")
+    expect(stats["heaps"][0]["handles"] is False, "a thread's heap")
     expect(stats["heaps"][0]["bytes_in_use"] == N * 16, "heap bytes")
     return geo
 

@@ -212,6 +212,41 @@ static void test_json_errors(void) {
   }
 }
 
+static size_t round_up(size_t size, size_t alignment) {
+  return (size + alignment - 1) / alignment * alignment;
+}
+
+/* What rounding to the size class costs is known for traced blocks: exact,
+ * for them only, and pool blocks only. */
+static void test_rounding(void) {
+  enum { SMALL = 100, MEDIUM = 50, LARGE = 10 };
+  static void *blocks[SMALL + MEDIUM + LARGE];
+  struct pa_stats s;
+  pa_stats_get(&s);
+  CHECK_EQ(s.rounding_blocks, 0);
+  CHECK_EQ(s.bytes_rounding, 0);
+  CHECK_EQ(pa_trace_start(1), 0);
+  int n = 0;
+  for (int i = 0; i < SMALL; i++) blocks[n++] = pa_malloc(15);
+  for (int i = 0; i < MEDIUM; i++) blocks[n++] = pa_malloc(100);
+  for (int i = 0; i < LARGE; i++) blocks[n++] = pa_malloc(2000); /* raw: not a pool's */
+  pa_stats_get(&s);
+  CHECK_EQ(s.rounding_blocks, SMALL + MEDIUM);
+  CHECK_EQ(s.bytes_rounding, SMALL * (round_up(15, s.alignment) - 15) +
+                                 MEDIUM * (round_up(100, s.alignment) - 100));
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  pa_stats_print(out);
+  fclose(out);
+  CHECK(strstr(text, "  of which size-class rounding (150 traced) =") != NULL);
+  free(text);
+  for (int i = 0; i < n; i++) pa_free(blocks[i]);
+  pa_stats_get(&s);
+  CHECK_EQ(s.rounding_blocks, 0);
+  pa_trace_stop();
+}
+
 static int write_json(const char *dir, int n) {
   void **blocks = calloc((size_t)n, sizeof *blocks);
   for (int i = 0; i < n; i++) blocks[i] = pa_malloc(15);
@@ -236,5 +271,6 @@ int main(int argc, char **argv) {
   test_domain_traffic();
   test_heaps();
   test_json_errors();
+  test_rounding();
   return check_done();
 }
