@@ -187,8 +187,9 @@ struct pa_freelist_config {
 PA_API pa_freelist *pa_freelist_create(const struct pa_freelist_config *config);
 
 /* Gives every thread's kept objects back to the domain and retires the
- * list.  No thread may use the list during or after the call.  NULL is a
- * no-op. */
+ * list.  No thread may use the list during or after the call: calls on it
+ * fail with EINVAL until a new list takes its place.  NULL is a no-op, and
+ * a pointer that is no live list is reported and left alone. */
 PA_API void pa_freelist_destroy(pa_freelist *list);
 
 /* An object of the index's size: a kept one if the calling thread has one
