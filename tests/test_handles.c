@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "internal.h"
 
 static size_t capacity_of(size_t block_size) {
   struct pa_stats s;
@@ -250,6 +251,25 @@ static void test_threads(void) {
   CHECK_EQ(pool_blocks_in_use(), base);
 }
 
+/* The OS refusing memory: NULL or 0 with ENOMEM, and the table works again
+ * once it gives. */
+static void test_out_of_memory(void) {
+  os_fail_after(0);
+  errno = 0;
+  CHECK(pa_handles_create() == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  os_fail_after(-1);
+  pa_handles *table = pa_handles_create();
+  os_fail_after(0); /* the first handle needs the slots mapped */
+  errno = 0;
+  CHECK_EQ(pa_handle_alloc(table, 24), 0);
+  CHECK_EQ(errno, ENOMEM);
+  os_fail_after(-1);
+  pa_handle h = pa_handle_alloc(table, 24);
+  CHECK(h != 0 && pa_handle_get(table, h) != NULL);
+  pa_handles_destroy(table);
+}
+
 static void misuse(const char *name) {
   pa_handles *table = pa_handles_create();
   pa_handle h = pa_handle_alloc(table, 24);
@@ -294,6 +314,7 @@ int main(int argc, char **argv) {
   test_bad_handles_refused();
   test_compact();
   test_threads();
+  test_out_of_memory();
   test_misuse_reported(argv[0]);
   return check_done();
 }
