@@ -311,7 +311,8 @@ struct pa_compact_stats {
  * size class into its fullest, as far as that empties pools, and gives the
  * emptied pools and wholly free arenas back.  Returns the bytes of the pools
  * released; fills *out when it is not NULL.  Addresses from pa_handle_get
- * are stale afterwards. */
+ * are stale afterwards.  When the memory for its own work cannot be mapped,
+ * nothing moves and errno is ENOMEM (empty pools are still given back). */
 PA_API size_t pa_compact(pa_handles *table, struct pa_compact_stats *out);
 
 /* ---- Debug hooks -----------------------------------------------------------

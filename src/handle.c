@@ -365,6 +365,8 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
     }
     for (size_t i = 0; i < set.count; i++) stats.pools_released += set.info[i].source;
     stats.pools_after = stats.pools_before - stats.pools_released;
+  } else {
+    errno = ENOMEM; /* nothing moved */
   }
   pool_set_release(&set);
   heap_collect(table->heap);

@@ -507,6 +507,8 @@ void os_unmap(void *p, size_t size);
  * until reset with -1 (also POOLALLOC_FAIL_MAPS_AFTER=N at start-up), so
  * tests can prove that exhaustion is survived. */
 void os_fail_after(long countdown);
+/* Maps refused by that, since start-up. */
+size_t os_failures_injected(void);
 bool os_is_mapped(const void *p, size_t size);
 /* The calling thread's kernel id, which names heaps in statistics. */
 int os_thread_id(void);

@@ -18,7 +18,12 @@
 static struct {
   /* Maps left before they start failing; -1 means never fail (os_fail_after). */
   _Atomic long fail_countdown;
+  _Atomic size_t failures_injected; /* maps refused on purpose, ever */
 } os = {.fail_countdown = -1};
+
+size_t os_failures_injected(void) {
+  return atomic_load_explicit(&os.failures_injected, memory_order_relaxed);
+}
 
 void os_fail_after(long countdown) {
   atomic_store_explicit(&os.fail_countdown, countdown, memory_order_relaxed);
@@ -27,7 +32,10 @@ void os_fail_after(long countdown) {
 static bool os_injected_failure(void) {
   long left = atomic_load_explicit(&os.fail_countdown, memory_order_relaxed);
   while (left >= 0) {
-    if (left == 0) return true;
+    if (left == 0) {
+      atomic_fetch_add_explicit(&os.failures_injected, 1, memory_order_relaxed);
+      return true;
+    }
     if (atomic_compare_exchange_weak_explicit(&os.fail_countdown, &left, left - 1,
                                               memory_order_relaxed, memory_order_relaxed))
       return false;
