@@ -50,7 +50,6 @@ struct bin_owner {
 
 static struct {
   pthread_mutex_t lock; /* guards the rest; taken before the heaps lock */
-  bool debug;           /* the debug hooks are on: lists keep nothing */
   size_t live;
   uint64_t taken[PA_FREELIST_MAX_SIZES / 64]; /* bins owned by a live list */
   struct pa_freelist lists[PA_FREELIST_MAX_SIZES]; /* by first bin */
@@ -279,7 +278,7 @@ pa_freelist *pa_freelist_create(const struct pa_freelist_config *config) {
                         .step = config->step,
                         .sizes = config->sizes,
                         .max_kept = config->max_kept,
-                        .keep = registry.debug ? 0 : config->max_kept,
+                        .keep = debug_hooks_on() ? 0 : config->max_kept,
                         .first_bin = (unsigned)first,
                         .domain = config->domain};
   snprintf(list->name, sizeof list->name, "%s", config->name ? config->name : "freelist");
@@ -334,18 +333,22 @@ void pa_freelist_destroy(pa_freelist *list) {
   detached_free(&objects);
 }
 
+/* The live list whose first bin is b, or NULL.  Registry lock held. */
+static pa_freelist *list_starting_at(unsigned b) {
+  pa_freelist *list = &registry.lists[b];
+  return bin_taken(b) && list->first_bin == b && list->sizes ? list : NULL;
+}
+
 void freelists_debug_installed(void) {
   pthread_mutex_lock(&registry.lock);
-  registry.debug = true;
-  for (unsigned b = 0; b < PA_FREELIST_MAX_SIZES; b++)
-    if (bin_taken(b) && registry.lists[b].first_bin == b && registry.lists[b].sizes)
-      registry.lists[b].keep = 0;
+  for (unsigned b = 0; b < PA_FREELIST_MAX_SIZES; b++) {
+    pa_freelist *list = list_starting_at(b);
+    if (list) list->keep = 0;
+  }
   pthread_mutex_unlock(&registry.lock);
 }
 
 /* ---- Statistics ----------------------------------------------------------------- */
-
-#define RACY_READS __attribute__((no_sanitize("thread")))
 
 RACY_READS static void bin_add(struct pa_freelist_stats *out, const struct freelist_bin *bin,
                                size_t size) {
@@ -413,9 +416,8 @@ size_t freelists_gather(struct pa_freelist_stats *out, size_t max) {
   size_t filled = 0;
   pthread_mutex_lock(&registry.lock);
   for (unsigned b = 0; b < PA_FREELIST_MAX_SIZES && filled < max; b++) {
-    const pa_freelist *list = &registry.lists[b];
-    if (bin_taken(b) && list->first_bin == b && list->sizes)
-      list_stats(list, b, list->sizes, &out[filled++]);
+    const pa_freelist *list = list_starting_at(b);
+    if (list) list_stats(list, b, list->sizes, &out[filled++]);
   }
   pthread_mutex_unlock(&registry.lock);
   return filled;

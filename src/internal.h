@@ -439,6 +439,10 @@ void meta_unlock(void);
 
 /* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
 
+/* Statistics read counters their owners write without a lock: these reads
+ * race by design. */
+#define RACY_READS __attribute__((no_sanitize("thread")))
+
 /* One pool as a snapshot keeps it. */
 enum { SNAPSHOT_EMPTY, SNAPSHOT_USED, SNAPSHOT_FULL, SNAPSHOT_UNTOUCHED };
 struct snapshot_pool {

@@ -14,8 +14,6 @@
 
 #include "internal.h"
 
-#define RACY_READS __attribute__((no_sanitize("thread")))
-
 /* Adds one used or full pool to the class table and byte totals given. */
 RACY_READS static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
                                   size_t *bytes_available, size_t *bytes_pool_headers,
@@ -354,8 +352,8 @@ static void json_heap(FILE *out, const struct pa_heap_stats *h, size_t classes) 
                "\"bytes_in_use\":%zu,\"bytes_available\":%zu,\"bytes_pool_headers\":%zu,"
                "\"bytes_quantization\":%zu,\"small_allocations\":%zu,\"small_frees\":%zu,"
                "\"classes\":",
-          h->id, h->thread, h->handles ? "true" : "false", h->pools_used, h->pools_full, h->bytes_in_use, h->bytes_available,
-          h->bytes_pool_headers, h->bytes_quantization, h->small_allocations, h->small_frees);
+          h->id, h->thread, h->handles ? "true" : "false", h->pools_used, h->pools_full,
+          h->bytes_in_use, h->bytes_available, h->bytes_pool_headers, h->bytes_quantization, h->small_allocations, h->small_frees);
   json_classes(out, h->classes, classes);
   fputs("}", out);
 }

@@ -4,6 +4,7 @@
 #ifndef POOLALLOC_CHECK_H
 #define POOLALLOC_CHECK_H
 
+#include <poolalloc.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,6 +45,15 @@ static inline unsigned long long check_random(unsigned long long *state) {
   *state ^= *state << 25;
   *state ^= *state >> 27;
   return *state * 2685821657736338717ULL;
+}
+
+/* Blocks the pools have handed out and not taken back, over all classes. */
+static inline size_t check_pool_blocks_in_use(void) {
+  struct pa_stats s;
+  pa_stats_get(&s);
+  size_t total = 0;
+  for (size_t i = 0; i < s.size_classes; i++) total += s.classes[i].blocks_in_use;
+  return total;
 }
 
 /* Runs this program as `argv0 name` with the given environment; returns

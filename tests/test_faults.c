@@ -141,9 +141,7 @@ static int walk_step(long allowed_maps) {
   pa_collect();
   struct pa_stats s;
   pa_stats_get(&s);
-  size_t in_use = 0;
-  for (size_t i = 0; i < s.size_classes; i++) in_use += s.classes[i].blocks_in_use;
-  if (in_use != 0 || s.freelists.kept != 0) return 6;
+  if (check_pool_blocks_in_use() != 0 || s.freelists.kept != 0) return 6;
   if (s.arenas_current != 0) return 7;
   if (s.raw_bytes_in_use != 0) return 8;
   return injected ? 0 : DONE_WITHOUT_FAILURE;

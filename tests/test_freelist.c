@@ -18,19 +18,11 @@
 
 static bool debug_mode;
 
-static size_t pool_blocks_in_use(void) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  size_t total = 0;
-  for (size_t i = 0; i < s.size_classes; i++) total += s.classes[i].blocks_in_use;
-  return total;
-}
-
 /* After taking back what other threads freed into this thread's pools (and
  * emptying its free lists): pa_collect. */
 static size_t settled_blocks_in_use(void) {
   pa_collect();
-  return pool_blocks_in_use();
+  return check_pool_blocks_in_use();
 }
 
 static struct pa_freelist_stats stats_of(pa_freelist *list, int index) {
@@ -79,7 +71,7 @@ static void test_one_size(void) {
   struct pa_freelist_config config = {"floats", 24, 0, 1, KEEP, PA_DOMAIN_OBJ};
   pa_freelist *list = pa_freelist_create(&config);
   CHECK(list != NULL);
-  size_t base = pool_blocks_in_use();
+  size_t base = check_pool_blocks_in_use();
   void *a = pa_freelist_alloc(list, 0);
   CHECK(a != NULL);
   CHECK(pa_usable_size(a) >= 24);
@@ -109,10 +101,10 @@ static void test_one_size(void) {
   CHECK_EQ(st.kept, debug_mode ? 0 : KEEP);
   CHECK_EQ(st.overflows, debug_mode ? 2 + KEEP + EXTRA : EXTRA);
   /* kept objects are blocks in use, as far as the pools know */
-  CHECK_EQ(pool_blocks_in_use(), base + st.kept);
+  CHECK_EQ(check_pool_blocks_in_use(), base + st.kept);
   CHECK_EQ(pa_freelist_clear(list), debug_mode ? 0 : KEEP);
   CHECK_EQ(stats_of(list, -1).kept, 0);
-  CHECK_EQ(pool_blocks_in_use(), base);
+  CHECK_EQ(check_pool_blocks_in_use(), base);
   pa_freelist_destroy(list);
 }
 
@@ -281,10 +273,10 @@ static void bad_index(void) {
   struct pa_freelist_config config = {"strs", 32, 0, 2, 4, PA_DOMAIN_OBJ};
   pa_freelist *list = pa_freelist_create(&config);
   void *obj = pa_freelist_alloc(list, 1);
-  size_t before = pool_blocks_in_use();
+  size_t before = check_pool_blocks_in_use();
   pa_freelist_free(list, 2, obj);
   /* reported, and freed through the domain: nothing lost */
-  exit(pool_blocks_in_use() == before - 1 ? 0 : 40);
+  exit(check_pool_blocks_in_use() == before - 1 ? 0 : 40);
 }
 
 static void test_bad_index_reported(const char *argv0) {

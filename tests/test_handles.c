@@ -34,14 +34,6 @@ static size_t block_size_of(size_t size) {
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
-static size_t pool_blocks_in_use(void) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  size_t total = 0;
-  for (size_t i = 0; i < s.size_classes; i++) total += s.classes[i].blocks_in_use;
-  return total;
-}
-
 /* Each object holds its own number and a pattern, checked after moves. */
 static void fill(unsigned char *obj, size_t size, uint32_t tag) {
   memcpy(obj, &tag, sizeof tag);
@@ -58,7 +50,7 @@ static bool intact(const unsigned char *obj, size_t size, uint32_t tag) {
 }
 
 static void test_basics(void) {
-  size_t base = pool_blocks_in_use();
+  size_t base = check_pool_blocks_in_use();
   pa_handles *table = pa_handles_create();
   CHECK(table != NULL);
   pa_handle small = pa_handle_alloc(table, 40);
@@ -72,7 +64,7 @@ static void test_basics(void) {
   CHECK(intact(pa_handle_get(table, large), 5000, 2));
   CHECK(pa_usable_size(pa_handle_get(table, small)) >= 40);
   CHECK(pa_usable_size(pa_handle_get(table, large)) >= 5000);
-  CHECK_EQ(pool_blocks_in_use(), base + 2); /* 40 and 0 bytes from pools */
+  CHECK_EQ(check_pool_blocks_in_use(), base + 2); /* 40 and 0 bytes from pools */
 
   /* the table's heap shows in the statistics as a handle table's */
   struct pa_heap_stats heaps[64];
@@ -94,7 +86,7 @@ static void test_basics(void) {
   pa_handle_free(table, 0);
   pa_handles_destroy(table);
   pa_handles_destroy(NULL);
-  CHECK_EQ(pool_blocks_in_use(), base);
+  CHECK_EQ(check_pool_blocks_in_use(), base);
 }
 
 /* Bad handles give NULL and EINVAL (their reports are checked in children). */
@@ -135,7 +127,7 @@ static size_t table_pools(size_t block_size) {
 
 static void test_compact(void) {
   const size_t small = 48, big = 200;
-  size_t base = pool_blocks_in_use();
+  size_t base = check_pool_blocks_in_use();
   pa_handles *table = pa_handles_create();
   for (uint32_t i = 0; i < OBJECTS; i++) {
     sizes[i] = i % 4 == 0 ? big : small;
@@ -194,7 +186,7 @@ static void test_compact(void) {
   CHECK_EQ(pa_handle_unpin(table, handles[pinned]), 0);
   CHECK_EQ(pa_handle_unpin(table, handles[pinned]), -1); /* no longer pinned */
   pa_handles_destroy(table);
-  CHECK_EQ(pool_blocks_in_use(), base);
+  CHECK_EQ(check_pool_blocks_in_use(), base);
 }
 
 /* Tables used by several threads at once, and one handed between threads. */
@@ -230,7 +222,7 @@ static void *churn(void *arg) {
 
 static void test_threads(void) {
   enum { THREADS = 4 };
-  size_t base = pool_blocks_in_use();
+  size_t base = check_pool_blocks_in_use();
   struct churner c[THREADS];
   pthread_t threads[THREADS];
   for (int i = 0; i < THREADS; i++) {
@@ -248,7 +240,7 @@ static void test_threads(void) {
   CHECK(c[0].ok);
   for (int i = 0; i < THREADS; i++) pa_handles_destroy(c[i].table);
   pa_collect();
-  CHECK_EQ(pool_blocks_in_use(), base);
+  CHECK_EQ(check_pool_blocks_in_use(), base);
 }
 
 /* The OS refusing memory: NULL or 0 with ENOMEM, and the table works again
