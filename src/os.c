@@ -57,7 +57,12 @@ void *os_map(size_t size) {
   return p;
 }
 
+/* Memory the checkers were told no one may touch (a fresh arena's pools)
+ * is made plain again first: ASan keeps poison past munmap, and the next
+ * mapping at that address (a trace chunk, a metadata chunk) would be
+ * reported when poolalloc itself writes it. */
 void os_unmap(void *p, size_t size) {
+  track_undefined(p, size);
   munmap(p, size);
 }
 
