@@ -507,11 +507,16 @@ void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void *os_map(size_t size);
 void *os_map_aligned(size_t size, size_t alignment);
 void os_unmap(void *p, size_t size);
-/* Fault injection: the next `countdown` maps succeed, the ones after fail,
- * until reset with -1 (also POOLALLOC_FAIL_MAPS_AFTER=N at start-up), so
- * tests can prove that exhaustion is survived. */
+/* Fault injection, so tests can prove that exhaustion is survived: maps
+ * number `first` to `last` (counted from 1 since start-up, as os_maps
+ * reports them) are refused; first 0 refuses none.  POOLALLOC_FAIL_MAPS
+ * sets it at start-up.  os_fail_after(n): the next n maps succeed, every
+ * later one fails; -1 ends it. */
+void os_fail_maps(size_t first, size_t last);
 void os_fail_after(long countdown);
-/* Maps refused by that, since start-up. */
+/* Maps asked for since start-up (refused ones included), and those of them
+ * refused on purpose. */
+size_t os_maps(void);
 size_t os_failures_injected(void);
 bool os_is_mapped(const void *p, size_t size);
 /* The calling thread's kernel id, which names heaps in statistics. */

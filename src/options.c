@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,20 @@ bool options_expand_path(const char *pattern, char *out, size_t size) {
   return true;
 }
 
+/* POOLALLOC_FAIL_MAPS=N refuses the Nth OS map and every later one;
+ * N-M refuses maps N to M only, so the program goes on after them. */
+static void option_fail_maps(const char *text) {
+  if (text == NULL || *text == '\0') return;
+  char *end;
+  unsigned long long first = strtoull(text, &end, 10), last = SIZE_MAX;
+  if (*end == '-') last = strtoull(end + 1, &end, 10);
+  if (*end != '\0' || first == 0 || last < first) {
+    pa_message("poolalloc: POOLALLOC_FAIL_MAPS=%s ignored: expected N or N-M, 1 <= N <= M", text);
+    return;
+  }
+  os_fail_maps((size_t)first, (size_t)last);
+}
+
 void options_init(void) {
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   pa_options.show_stats = option_enabled(show_stats);
@@ -78,8 +93,7 @@ void options_init(void) {
   }
   option_copy(pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
   option_copy(pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
-  const char *fail_after = getenv("POOLALLOC_FAIL_MAPS_AFTER");
-  if (fail_after && *fail_after) os_fail_after(strtol(fail_after, NULL, 10));
+  option_fail_maps(getenv("POOLALLOC_FAIL_MAPS"));
   if (pa_options.show_stats && stats_path[0] == '\0')
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)

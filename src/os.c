@@ -16,31 +16,39 @@
 #include "internal.h"
 
 static struct {
-  /* Maps left before they start failing; -1 means never fail (os_fail_after). */
-  _Atomic long fail_countdown;
+  _Atomic size_t maps; /* os_map calls ever, refused ones included */
+  /* Fault injection: maps numbered fail_first..fail_last (counting from 1
+   * since start-up) are refused; fail_first 0 means none is. */
+  _Atomic size_t fail_first, fail_last;
   _Atomic size_t failures_injected; /* maps refused on purpose, ever */
-} os = {.fail_countdown = -1};
+} os;
 
 size_t os_failures_injected(void) {
   return atomic_load_explicit(&os.failures_injected, memory_order_relaxed);
 }
 
+size_t os_maps(void) { return atomic_load_explicit(&os.maps, memory_order_relaxed); }
+
+void os_fail_maps(size_t first, size_t last) {
+  atomic_store_explicit(&os.fail_last, last, memory_order_relaxed);
+  atomic_store_explicit(&os.fail_first, first, memory_order_relaxed);
+}
+
 void os_fail_after(long countdown) {
-  atomic_store_explicit(&os.fail_countdown, countdown, memory_order_relaxed);
+  if (countdown < 0)
+    os_fail_maps(0, 0);
+  else
+    os_fail_maps(os_maps() + (size_t)countdown + 1, SIZE_MAX);
 }
 
 static bool os_injected_failure(void) {
-  long left = atomic_load_explicit(&os.fail_countdown, memory_order_relaxed);
-  while (left >= 0) {
-    if (left == 0) {
-      atomic_fetch_add_explicit(&os.failures_injected, 1, memory_order_relaxed);
-      return true;
-    }
-    if (atomic_compare_exchange_weak_explicit(&os.fail_countdown, &left, left - 1,
-                                              memory_order_relaxed, memory_order_relaxed))
-      return false;
-  }
-  return false;
+  size_t number = atomic_fetch_add_explicit(&os.maps, 1, memory_order_relaxed) + 1;
+  size_t first = atomic_load_explicit(&os.fail_first, memory_order_relaxed);
+  if (first == 0 || number < first ||
+      number > atomic_load_explicit(&os.fail_last, memory_order_relaxed))
+    return false;
+  atomic_fetch_add_explicit(&os.failures_injected, 1, memory_order_relaxed);
+  return true;
 }
 
 void *os_map(size_t size) {

@@ -1,6 +1,6 @@
 /* The POOLALLOC_* environment variables, each in a child process whose
  * stderr is read back: VERBOSE reports the options and a failed map,
- * FAIL_MAPS_AFTER makes maps fail, SHOW_STATS prints the statistics at exit
+ * FAIL_MAPS makes maps fail (from the Nth on, or only N to M), SHOW_STATS prints the statistics at exit
  * to stderr or appends them to a file. */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,15 +42,37 @@ static int allocate_some(void) {
   return 0;
 }
 
+/* With maps 2-2 refused: the arena map fails, the next one is given. */
+static int allocate_around_window(void) {
+  errno = 0;
+  void *refused = pa_malloc(16);
+  if (refused != NULL || errno != ENOMEM) return 1;
+  void *given = pa_malloc(16);
+  if (given == NULL) return 2;
+  pa_free(given);
+  return os_maps() >= 3 && os_failures_injected() == 1 ? 0 : 3;
+}
+
 int main(void) {
   static char err[65536];
   int status;
-  const char *const failing[] = {"POOLALLOC_VERBOSE", "1", "POOLALLOC_FAIL_MAPS_AFTER", "1", NULL};
+  const char *const failing[] = {"POOLALLOC_VERBOSE", "1", "POOLALLOC_FAIL_MAPS", "2", NULL};
   run_child(failing, allocate_when_arenas_fail, err, sizeof err, &status);
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   CHECK(strstr(err, "poolalloc: options: POOLALLOC_SHOW_STATS=0 POOLALLOC_VERBOSE=1") != NULL);
   CHECK(strstr(err, "poolalloc: mmap of") != NULL);
   CHECK(strstr(err, "bytes failed: injected failure") != NULL);
+
+  const char *const window[] = {"POOLALLOC_FAIL_MAPS", "2-2", NULL};
+  run_child(window, allocate_around_window, err, sizeof err, &status);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+  CHECK_EQ(strlen(err), 0);
+
+  const char *const malformed[] = {"POOLALLOC_FAIL_MAPS", "5-3", NULL};
+  run_child(malformed, allocate_some, err, sizeof err, &status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK(strstr(err, "poolalloc: POOLALLOC_FAIL_MAPS=5-3 ignored: expected N or N-M") != NULL);
 
   const char *const to_stderr[] = {"POOLALLOC_SHOW_STATS", "1", NULL};
   run_child(to_stderr, allocate_some, err, sizeof err, &status);

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Fault injection through the override in a real program: CPython
+# (PYTHONMALLOC=malloc, so every object comes from poolalloc) runs a workload
+# that grows its heap in rounds, catching MemoryError, while OS maps N to
+# N+3 are refused (POOLALLOC_FAIL_MAPS), for every N until a run needs
+# fewer maps.  Each run must either finish with every kept object intact, or
+# stop with Python's own report of the memory error; never a crash, never
+# wrong data.  Runs that met a refusal in the workload must go on to the end.
+. "$(dirname "$0")/common.sh"
+python=$(python3 -c 'import sys; print(sys.executable)') # not a pyenv shim
+script=$(dirname "$0")/faults_workload.py
+rounds=60
+finished=0 stopped=0 continued=0
+for ((n = 1; ; n++)); do
+  status=0
+  PYTHONMALLOC=malloc POOLALLOC_VERBOSE=1 POOLALLOC_FAIL_MAPS=$n-$((n + 3)) LD_PRELOAD=$preload \
+    "$python" "$script" >"$work/out" 2>"$work/err" || status=$?
+  refused=$(grep -c 'failed: injected failure' "$work/err" || true)
+  if [ "$status" -eq 0 ]; then
+    read -r word kept failed <"$work/out" || true
+    if [ "$word" != OK ] || [ $((kept + failed)) -ne $rounds ]; then
+      echo "FAIL: maps $n-$((n + 3)) refused: wrong output: $(cat "$work/out")"; exit 1
+    fi
+    finished=$((finished + 1))
+    [ "$failed" -gt 0 ] && continued=$((continued + 1))
+  elif { [ "$status" -eq 1 ] || [ "$status" -eq 134 ]; } && grep -qi 'memory' "$work/err" &&
+       ! grep -q 'AssertionError' "$work/err"; then
+    stopped=$((stopped + 1)) # Python reported running out of memory and stopped
+  else
+    echo "FAIL: maps $n-$((n + 3)) refused: exit status $status"; tail -n 20 "$work/err"; exit 1
+  fi
+  [ "$refused" -eq 0 ] && break # the run needed fewer than n maps: the walk is over
+done
+echo "walked $((n - 1)) windows of refused maps: $finished runs finished with every object intact" \
+     "($continued of them after MemoryError in the workload), $stopped stopped with Python's memory error"
+if [ "$continued" -eq 0 ] || [ "$finished" -lt $((n / 2)) ]; then
+  echo "FAIL: too few runs went on after a refusal"; exit 1
+fi
