@@ -3,12 +3,13 @@
 #               `poolalloc run --stats --map`: statistics, and the heap map
 #               page build/heapmap.html
 #   make test   build and run every test: default build (+ valgrind memcheck
-#               and the install check), ASan+UBSan, TSan, clang, and the
-#               CPython-3.10 geometry (16-byte classes, 16 KiB pools, 1 MiB arenas)
+#               and the install check), ASan+UBSan, TSan, clang, the
+#               CPython-3.10 geometry (16-byte classes, 16 KiB pools, 1 MiB
+#               arenas), and the secure build (-DPOOLALLOC_SECURE=ON)
 JOBS ?= $(shell nproc)
 CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
 
-.PHONY: demo test test-default test-asan test-tsan test-clang test-geometry bench clean
+.PHONY: demo test test-default test-asan test-tsan test-clang test-geometry test-secure bench clean
 
 # The interpreter itself, not a pyenv shim script (which would be the
 # process reported on).
@@ -21,7 +22,7 @@ demo:
 	    $(PYTHON) examples/workload.py
 	@echo "Open build/heapmap.html in a browser: the heap at its peak and at exit, and charts of the run."
 
-test: test-default test-asan test-tsan test-clang test-geometry
+test: test-default test-asan test-tsan test-clang test-geometry test-secure
 
 test-default:
 	cmake -S . -B build -DPOOLALLOC_VALGRIND_TESTS=ON >/dev/null
@@ -51,6 +52,12 @@ test-geometry:
 	cmake --build build-geometry -j$(JOBS)
 	$(CTEST) build-geometry
 
+test-secure:
+	cmake -S . -B build-secure -DPOOLALLOC_SECURE=ON -DPOOLALLOC_BUILD_BENCH=OFF \
+	      -DPOOLALLOC_REAL_PROGRAM_TESTS=OFF >/dev/null
+	cmake --build build-secure -j$(JOBS)
+	$(CTEST) build-secure
+
 bench:
 	bench/run.sh
 	bench/python.sh
@@ -59,4 +66,4 @@ bench:
 	bench/handles.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-clang build-geometry bench/results
+	rm -rf build build-asan build-tsan build-clang build-geometry build-secure bench/results

@@ -24,13 +24,17 @@
 
 #include "internal.h"
 
+/* Secure builds keep a PROT_NONE page after each arena the OS gives, so an
+ * overflow running off its end faults instead of reaching the next one. */
+static size_t arena_guard(void) { return PA_SECURE ? os_page_size() : 0; }
+
 static void *os_arena_alloc(void *ctx, size_t size) {
   (void)ctx;
-  return os_map_aligned(size, PA_ARENA_SIZE);
+  return os_map_aligned(size, PA_ARENA_SIZE, arena_guard());
 }
 static void os_arena_free(void *ctx, void *p, size_t size) {
   (void)ctx;
-  os_unmap(p, size);
+  os_unmap(p, size + arena_guard());
 }
 static const pa_arena_allocator os_arena_allocator = {NULL, os_arena_alloc, os_arena_free};
 
@@ -82,6 +86,7 @@ static void arena_give_back(const pa_arena *arena) {
 }
 
 static pa_arena *arena_new(void) {
+  secure_init();
   pa_arena *arena = arena_record();
   if (arena == NULL) return NULL;
   void *base = arena_obtain(arena);

@@ -105,7 +105,7 @@ PA_ENTRY void *pa_freelist_alloc(pa_freelist *list, unsigned index) {
     if (__builtin_expect(bin != NULL, 1)) {
       pa_block *obj = bin->head;
       if (__builtin_expect(obj != NULL, 1)) {
-        bin->head = obj->next;
+        bin->head = pa_block_next(obj);
         bin->count--;
         bin->hits++;
         track_unkept(obj, object_size(list, index));
@@ -129,7 +129,7 @@ static void freelist_bad_free(const pa_freelist *list, unsigned index, void *obj
 
 static void bin_push(struct freelist_bin *bin, void *obj, size_t size) {
   pa_block *block = obj;
-  block->next = bin->head;
+  pa_block_set_next(block, bin->head);
   bin->head = block;
   bin->count++;
   track_kept(obj, size);
@@ -180,7 +180,7 @@ static void bin_detach(struct freelist_bin *bin, const struct bin_owner *owner,
                        struct detached *out) {
   pa_block *obj = bin->head;
   while (obj) {
-    pa_block *next = obj->next;
+    pa_block *next = pa_block_next(obj);
     track_unkept(obj, owner->size);
     obj->next = out->head[owner->domain];
     out->head[owner->domain] = obj;

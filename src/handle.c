@@ -87,10 +87,8 @@ static void object_free(pa_handles *table, void *obj) {
     pa_obj_free(obj);
     return;
   }
-  pa_pool *pool = pa_pool_of(obj);
-  track_free(obj, pool->block_size);
   table->heap->frees[PA_DOMAIN_OBJ]++;
-  pa_pool_free_local(table->heap, pool, obj);
+  pa_pool_free_owned(table->heap, pa_pool_of(obj), obj);
 }
 
 PA_ENTRY pa_handle pa_handle_alloc(pa_handles *table, size_t size) {
@@ -357,8 +355,7 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
       if (to == NULL) continue; /* cannot happen: the targets were sized to hold them */
       size_t block_size = from->block_size;
       memcpy(to, slot->object, block_size);
-      track_free(slot->object, block_size);
-      pa_pool_free_local(table->heap, from, slot->object); /* may unmap `from` */
+      pa_pool_free_owned(table->heap, from, slot->object); /* may unmap `from` */
       slot->object = to;
       stats.objects_moved++;
       stats.bytes_moved += block_size;

@@ -43,7 +43,11 @@ static struct {
 static void heap_drain_remote(pa_heap *heap) {
   pa_block *block = atomic_exchange_explicit(&heap->remote, NULL, memory_order_acquire);
   while (block) {
-    pa_block *next = block->next;
+    pa_block *next = pa_block_next(block);
+#if PA_SECURE
+    if (next != NULL && pa_arena_of(next) == NULL)
+      secure_fault(PA_FAULT_BAD_FREE_LIST, pa_pool_of(block), block);
+#endif
     pa_pool_free_local(heap, pa_pool_of(block), block);
     block = next;
   }
@@ -60,7 +64,7 @@ static void heap_free_abandoned(pa_heap *heap, void *p) {
   /* the last block (so the pool is used, not full: pools hold two or more);
    * the pool may be unmapped once released, so it is released last */
   pa_block *block = p;
-  block->next = pool->free;
+  pa_block_set_next(block, pool->free);
   pool->free = block;
   pool->count = 0;
   pool_release_empty(heap, pool);
@@ -84,7 +88,7 @@ void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) 
   pa_block *block = p;
   pa_block *head = atomic_load_explicit(&owner->remote, memory_order_relaxed);
   do {
-    block->next = head;
+    pa_block_set_next(block, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->remote, &head, block,
                                                   memory_order_release, memory_order_relaxed));
 }

@@ -86,6 +86,23 @@ _Static_assert((POOLALLOC_ARENA_SIZE & (POOLALLOC_ARENA_SIZE - 1)) == 0 &&
                    POOLALLOC_ARENA_SIZE <= (1 << 30),
                "POOLALLOC_ARENA_SIZE must be a power of two, at least two pools, at most 1 GiB");
 
+/* ---- Secure mode (-DPOOLALLOC_SECURE=ON, src/secure.c) ------------------ */
+
+/* For programs that face hostile input: free-block links stored encoded, a
+ * bit per block says whether it is handed out (so every double free and
+ * every free of a pointer that is not a live block's start is caught), a
+ * canary closes each pool header, fresh pools hand their blocks out in
+ * random order, and each arena has a PROT_NONE page after it.  Any fault
+ * found is reported and the process aborts: a heap known to be corrupt is
+ * not worked on. */
+#ifdef POOLALLOC_SECURE
+#define PA_SECURE 1
+#else
+#define PA_SECURE 0
+#endif
+/* One bit per PA_ALIGNMENT bytes of a pool: every block starts on one. */
+#define PA_SECURE_BITMAP_WORDS (POOLALLOC_POOL_SIZE / POOLALLOC_ALIGNMENT / 64)
+
 /* ---- Pools ---------------------------------------------------------------- */
 
 typedef struct pa_block {
@@ -100,8 +117,9 @@ enum pa_pool_state {
   PA_POOL_FULL = 2,  /* in no list */
 };
 
-/* Lives at the start of every pool; 48 bytes, a multiple of 16, so blocks
- * whose size is a multiple of 16 are 16-byte aligned. */
+/* Lives at the start of every pool; 48 bytes (128 in secure builds), a
+ * multiple of 16, so blocks whose size is a multiple of 16 are 16-byte
+ * aligned. */
 typedef struct pa_pool {
   pa_block *free;         /* blocks freed by the owner, reused first */
   struct pa_pool *next;   /* class list (used) or freepools stack (empty) */
@@ -113,6 +131,16 @@ typedef struct pa_pool {
   uint16_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
+#if PA_SECURE
+  /* UINT64_MAX / block_size + 1: "is offset a multiple of block_size" with
+   * a multiply instead of a division (Lemire, Kaser, Kurz 2019) */
+  uint64_t divisor;
+  /* bit i set: a block starting PA_ALIGNMENT * i bytes into the pool is
+   * handed out.  Atomic: other threads' frees clear bits. */
+  _Atomic uint64_t handed_out[PA_SECURE_BITMAP_WORDS];
+  /* last, next to the first block, so an underflow reaches it first */
+  uint64_t canary; /* the secret ^ the pool's address */
+#endif
 } pa_pool;
 
 #define PA_POOL_HEADER_SIZE sizeof(pa_pool)
@@ -133,14 +161,133 @@ static inline pa_pool *pa_pool_of(const void *p) {
   return (pa_pool *)((uintptr_t)p & ~(uintptr_t)PA_POOL_MASK);
 }
 
+/* Free-block links as stored: plain, or in secure builds encoded with the
+ * process's secret keys and the address they are stored at (glibc's
+ * safe-linking and mimalloc's encoded free lists), so a link overwritten
+ * through a dangling pointer decodes to garbage that the checks catch. */
+#if PA_SECURE
+extern struct pa_secrets {
+  uintptr_t link_keys[2];
+  uint64_t canary;
+} pa_secrets;
+#endif
+
+static inline pa_block *pa_link_encode(const void *where, const pa_block *next) {
+#if PA_SECURE
+  uintptr_t x = ((uintptr_t)next ^ pa_secrets.link_keys[1]) + ((uintptr_t)where >> 4);
+  unsigned shift = (unsigned)(pa_secrets.link_keys[0] & 63);
+  return (pa_block *)(((x << shift) | (x >> ((64 - shift) & 63))) + pa_secrets.link_keys[0]);
+#else
+  (void)where;
+  return (pa_block *)next;
+#endif
+}
+
+static inline pa_block *pa_link_decode(const void *where, const pa_block *stored) {
+#if PA_SECURE
+  uintptr_t x = (uintptr_t)stored - pa_secrets.link_keys[0];
+  unsigned shift = (unsigned)(pa_secrets.link_keys[0] & 63);
+  x = (x >> shift) | (x << ((64 - shift) & 63));
+  return (pa_block *)((x - ((uintptr_t)where >> 4)) ^ pa_secrets.link_keys[1]);
+#else
+  (void)where;
+  return (pa_block *)stored;
+#endif
+}
+
+static inline pa_block *pa_block_next(const pa_block *block) {
+  return pa_link_decode(block, block->next);
+}
+static inline void pa_block_set_next(pa_block *block, const pa_block *next) {
+  block->next = pa_link_encode(block, next);
+}
+
+/* Secure builds: the faults, reported with the address and the pool's
+ * block size, then abort (src/secure.c). */
+enum pa_secure_fault {
+  PA_FAULT_DOUBLE_FREE,   /* the block is not handed out */
+  PA_FAULT_INVALID_FREE,  /* not the start of a block of its pool */
+  PA_FAULT_BAD_HEADER,    /* the pool header fails its checks */
+  PA_FAULT_BAD_FREE_LIST, /* a free-list link leads outside its pool's free blocks */
+};
+#if PA_SECURE
+__attribute__((noreturn, cold)) void secure_fault(enum pa_secure_fault fault, const pa_pool *pool,
+                                                  const void *p);
+/* Sets the secrets, once; called before the first block can exist. */
+void secure_init(void);
+/* A fresh pool's blocks, all on its free list in random order. */
+void secure_shuffle_pool(pa_pool *pool, pa_heap *owner);
+
+static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
+  uintptr_t offset = (uintptr_t)p - (uintptr_t)pool;
+  return offset >= sizeof(pa_pool) && offset < POOLALLOC_POOL_SIZE &&
+         (uint64_t)(uint32_t)(offset - sizeof(pa_pool)) * pool->divisor <= pool->divisor - 1;
+}
+static inline uint64_t pa_secure_bit(const pa_pool *pool, const void *p) {
+  return (uint64_t)1 << ((((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT) & 63);
+}
+static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
+  return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT >> 6];
+}
+#else
+static inline void secure_init(void) {}
+#endif
+
+/* Secure builds: block, about to be handed out, must lie on a block start
+ * of pool (a corrupted link or header fails here, before the link is read);
+ * once it is off the free list it is marked handed out, and must not have
+ * been.  In that order, so a fork() that catches another thread between
+ * the steps leaves the child a block that is merely lost, never one both
+ * free and handed out. */
+static inline void pa_secure_check_take(pa_pool *pool, pa_block *block) {
+#if PA_SECURE
+  if (__builtin_expect(pa_pool_of(block) != pool || !pa_secure_block_start(pool, block), 0))
+    secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+#else
+  (void)pool, (void)block;
+#endif
+}
+static inline void pa_secure_mark_taken(pa_pool *pool, pa_block *block) {
+#if PA_SECURE
+  uint64_t bit = pa_secure_bit(pool, block);
+  if (__builtin_expect(atomic_fetch_or_explicit(pa_secure_word(pool, block), bit,
+                                                memory_order_relaxed) & bit, 0))
+    secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+#else
+  (void)pool, (void)block;
+#endif
+}
+
+/* Secure builds: before any free trusts pool's header, the header and p
+ * are checked, and p is marked free: a second free of it fails here. */
+static inline void pa_secure_free(pa_pool *pool, const void *p) {
+#if PA_SECURE
+  if (__builtin_expect(pool->canary != (pa_secrets.canary ^ (uintptr_t)pool) ||
+                           pool->size_class >= PA_NUM_CLASSES ||
+                           pool->block_size != ((unsigned)pool->size_class + 1) << PA_ALIGNMENT_SHIFT,
+                       0))
+    secure_fault(PA_FAULT_BAD_HEADER, pool, p);
+  if (__builtin_expect(!pa_secure_block_start(pool, p), 0))
+    secure_fault(PA_FAULT_INVALID_FREE, pool, p);
+  uint64_t bit = pa_secure_bit(pool, p);
+  if (__builtin_expect(!(atomic_fetch_and_explicit(pa_secure_word(pool, p), ~bit,
+                                                   memory_order_relaxed) & bit), 0))
+    secure_fault(PA_FAULT_DOUBLE_FREE, pool, p);
+#else
+  (void)pool, (void)p;
+#endif
+}
+
 /* Hands out a block from the free list, else carves a virgin one; NULL when
  * the pool has none left.  Inlined: this is the allocation fast path. */
 static inline void *pa_pool_take_block(pa_pool *pool) {
   pa_block *block = pool->free;
   if (__builtin_expect(block != NULL, 1)) {
     track_link_read(block);
+    pa_secure_check_take(pool, block);
     pool->count++; /* first: then it compiles to one add to memory */
-    pool->free = block->next;
+    pool->free = pa_block_next(block);
+    pa_secure_mark_taken(pool, block);
     track_malloc(block, pool->block_size);
     return block;
   }
@@ -167,7 +314,7 @@ extern pa_pool pa_empty_pool;
  * settled inline: a malloc/free loop of one size never leaves this path. */
 static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
   pa_block *block = (pa_block *)p;
-  block->next = pool->free;
+  pa_block_set_next(block, pool->free);
   pool->free = block;
   if (__builtin_expect(--pool->count == 0, 0)) {
     if (pool->next != NULL || pool->prev != NULL) pool_after_free(heap, pool);
@@ -175,8 +322,16 @@ static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
     pool_after_free(heap, pool);
   }
 }
+/* A free into a pool of a heap the caller stands for (a handle table's):
+ * checked, described to the memory checkers, then done. */
+static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
+  pa_secure_free(pool, p);
+  track_free(p, pool->block_size);
+  pa_pool_free_local(heap, pool, p);
+}
+
 /* So a pool going empty was never full (pa_pool_free_local relies on it). */
-_Static_assert((POOLALLOC_POOL_SIZE - 48) / 512 >= 2, "every pool holds two blocks");
+_Static_assert((POOLALLOC_POOL_SIZE - sizeof(pa_pool)) / 512 >= 2, "every pool holds two blocks");
 
 /* ---- Thread heaps -------------------------------------------------------- */
 
@@ -209,6 +364,9 @@ struct pa_heap {
   /* free-list bins by global bin number, in chunks made on first use and
    * never freed (statistics may read them at any time) */
   _Atomic(struct freelist_bin *) freelist_bins[PA_FREELIST_CHUNKS];
+#if PA_SECURE
+  uint64_t random; /* the state of its fresh pools' shuffles */
+#endif
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the
@@ -398,6 +556,7 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
 /* p is a block of pool. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = pa_thread_heap;
+  pa_secure_free(pool, p);
   track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1)) {
     heap->frees[domain]++;
@@ -505,7 +664,12 @@ void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* ---- OS ------------------------------------------------------------------ */
 
 void *os_map(size_t size);
-void *os_map_aligned(size_t size, size_t alignment);
+/* size bytes aligned to alignment, and `guard` bytes after them mapped
+ * PROT_NONE (0 for none): unmapped with os_unmap(p, size + guard). */
+void *os_map_aligned(size_t size, size_t alignment, size_t guard);
+size_t os_page_size(void);
+/* Fills buf with bytes from the kernel's random source; false if it cannot. */
+bool os_random(void *buf, size_t size);
 void os_unmap(void *p, size_t size);
 /* Fault injection, so tests can prove that exhaustion is survived: maps
  * number `first` to `last` (counted from 1 since start-up, as os_maps

@@ -76,6 +76,7 @@ static void option_fail_maps(const char *text) {
 }
 
 void options_init(void) {
+  secure_init();
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   pa_options.show_stats = option_enabled(show_stats);
   if (pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
@@ -99,9 +100,10 @@ void options_init(void) {
   if (pa_options.verbose)
     pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
                "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d; "
-               "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes",
-               pa_options.show_stats, pa_options.debug, pa_options.trace, pa_options.sample_ms, PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE,
-               PA_ARENA_SIZE);
+               "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes%s",
+               pa_options.show_stats, pa_options.debug, pa_options.trace, pa_options.sample_ms,
+               PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE, PA_ARENA_SIZE,
+               PA_SECURE ? "; secure build" : "");
 }
 
 void pa_message(const char *format, ...) {

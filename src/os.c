@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,16 +76,25 @@ void os_unmap(void *p, size_t size) {
 }
 
 /* mmap only promises page alignment: map size + alignment and give back the
- * ragged ends.  Arenas are taken rarely, so three syscalls are cheap. */
-void *os_map_aligned(size_t size, size_t alignment) {
+ * ragged ends, keeping `guard` bytes of the tail (always at least a page of
+ * it: the head is at most alignment - page) as PROT_NONE.  Arenas are taken
+ * rarely, so the syscalls are cheap. */
+void *os_map_aligned(size_t size, size_t alignment, size_t guard) {
   char *raw = os_map(size + alignment);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
   size_t head = start - (uintptr_t)raw;
   size_t tail = alignment - head;
   if (head) os_unmap(raw, head);
-  if (tail) os_unmap((char *)start + size, tail);
+  if (guard) mprotect((char *)start + size, guard, PROT_NONE);
+  if (tail > guard) os_unmap((char *)start + size + guard, tail - guard);
   return (void *)start;
+}
+
+size_t os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+bool os_random(void *buf, size_t size) {
+  return getrandom(buf, size, 0) == (ssize_t)size;
 }
 
 /* Whether [p, p + size) is mapped, asked without touching it (mincore fails

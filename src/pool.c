@@ -3,7 +3,8 @@
  *
  * A pool taken from an arena is initialised for the class of the request that
  * took it: an empty free list and a bump offset at the first block, so only
- * the blocks actually handed out are ever touched.  If the pool served the
+ * the blocks actually handed out are ever touched.  (Secure builds put every
+ * block on the free list at once instead, in random order: src/secure.c.)  If the pool served the
  * same class before it went empty, its free list is intact and is reused as
  * it is (CPython does the same).
  *
@@ -20,23 +21,42 @@
  *                   the only pool of its class in the heap (kept, see
  *                   internal.h)
  */
+#include <string.h>
+
 #include "internal.h"
 
 /* The pool every empty class list points at: no free block, no virgin block,
  * so the fast path fails over to the slow path without testing for NULL. */
 pa_pool pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_CLASS_NONE};
 
+/* Under the debug hooks, a pool going to another class forgets the tags
+ * its freed blocks carry (src/debug.c): at the new class's offsets they
+ * would be read as tags of blocks whose dead bytes the other class wrote. */
+static void pool_forget_tags(pa_pool *pool) {
+  char *blocks = (char *)pool + PA_POOL_HEADER_SIZE;
+  size_t size = PA_POOL_SIZE - PA_POOL_HEADER_SIZE;
+  track_undefined(blocks, size);
+  memset(blocks, 0, size);
+  track_noaccess(blocks, size);
+}
+
 void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
   pool->owner = owner;
   pool->state = PA_POOL_USED;
   pool->count = 0;
   if (pool->size_class == size_class) return; /* free list still intact */
+  if (pool->size_class != PA_CLASS_NONE && debug_hooks_on()) pool_forget_tags(pool);
   size_t block_size = pa_class_block_size(size_class);
   pool->free = NULL;
   pool->block_size = (uint16_t)block_size;
   pool->size_class = (uint8_t)size_class;
   pool->nextoffset = (uint32_t)PA_POOL_HEADER_SIZE;
   pool->maxnextoffset = (uint32_t)(PA_POOL_SIZE - block_size);
+#if PA_SECURE
+  pool->canary = pa_secrets.canary ^ (uintptr_t)pool;
+  pool->divisor = UINT64_MAX / block_size + 1;
+  secure_shuffle_pool(pool, owner);
+#endif
 }
 
 void pool_link_front(pa_heap *heap, pa_pool *pool) {

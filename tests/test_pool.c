@@ -1,5 +1,6 @@
-/* Pools: lazy carving, LIFO reuse of freed blocks, and the used/full/empty
- * transitions with their list membership. */
+/* Pools: lazy carving (in secure builds: every block at once, in random
+ * order), LIFO reuse of freed blocks, and the used/full/empty transitions
+ * with their list membership. */
 #include "check.h"
 #include "internal.h"
 
@@ -17,22 +18,54 @@ static bool on_arena_freepools(pa_pool *pool) {
   return false;
 }
 
+static size_t offset_in_pool(const void *p) {
+  return (uintptr_t)p - (uintptr_t)pa_pool_of(p);
+}
+
 static void test_lazy_carving_and_reuse(void) {
   unsigned char *a = pa_malloc(SIZE);
   pa_pool *pool = pa_pool_of(a);
   CHECK_EQ(pool->state, PA_POOL_USED);
   CHECK_EQ(pool->block_size, 16);
   CHECK_EQ(pool->count, 1);
-  CHECK_EQ((uintptr_t)a - (uintptr_t)pool, PA_POOL_HEADER_SIZE);
+  CHECK_EQ((offset_in_pool(a) - PA_POOL_HEADER_SIZE) % 16, 0);
+#if PA_SECURE
+  CHECK(pool->nextoffset > pool->maxnextoffset); /* every block on the free list at once */
+#else
+  CHECK_EQ(offset_in_pool(a), PA_POOL_HEADER_SIZE);
   CHECK_EQ(pool->nextoffset, PA_POOL_HEADER_SIZE + 16); /* only one block carved */
+#endif
   unsigned char *b = pa_malloc(SIZE);
-  CHECK(b == a + 16);
+  CHECK(PA_SECURE || b == a + 16);
   pa_free(a);
   CHECK(pa_malloc(SIZE) == a); /* the freed block is reused first */
-  CHECK_EQ(pool->nextoffset, PA_POOL_HEADER_SIZE + 32);
+  CHECK(PA_SECURE || pool->nextoffset == PA_POOL_HEADER_SIZE + 32);
   pa_free(a);
   pa_free(b);
 }
+
+#if PA_SECURE
+/* A fresh pool hands out every block once, in an order that is not the
+ * order of addresses. */
+static void test_random_order(void) {
+  size_t capacity = pa_pool_capacity(64);
+  unsigned char **blocks = pa_malloc(capacity * sizeof *blocks);
+  size_t ascending = 0, seen = 0;
+  unsigned char bits[PA_POOL_SIZE / 64] = {0};
+  for (size_t i = 0; i < capacity; i++) {
+    blocks[i] = pa_malloc(64);
+    CHECK(pa_pool_of(blocks[i]) == pa_pool_of(blocks[0]));
+    size_t index = (offset_in_pool(blocks[i]) - PA_POOL_HEADER_SIZE) / 64;
+    seen += bits[index] == 0;
+    bits[index] = 1;
+    ascending += i > 0 && blocks[i] == blocks[i - 1] + 64;
+  }
+  CHECK_EQ(seen, capacity);
+  CHECK(ascending < capacity / 4);
+  for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]);
+  pa_free(blocks);
+}
+#endif
 
 static void test_transitions(void) {
   size_t capacity = pa_pool_capacity(16);
@@ -93,7 +126,8 @@ static void test_empty_pool_reuse(void) {
   void *d = pa_malloc(100);
   CHECK(pa_pool_of(d) == pool);
   CHECK_EQ(pool->block_size, pa_class_block_size(pa_size_class(100)));
-  CHECK_EQ((uintptr_t)d - (uintptr_t)pool, PA_POOL_HEADER_SIZE);
+  CHECK(PA_SECURE || offset_in_pool(d) == PA_POOL_HEADER_SIZE);
+  CHECK_EQ((offset_in_pool(d) - PA_POOL_HEADER_SIZE) % pool->block_size, 0);
   pa_free(d);
   pa_collect();
 }
@@ -105,6 +139,9 @@ int main(void) {
   test_lazy_carving_and_reuse();
   test_transitions();
   test_empty_pool_reuse();
+#if PA_SECURE
+  test_random_order();
+#endif
   pa_free(pin);
   return check_done();
 }
