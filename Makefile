@@ -64,6 +64,7 @@ bench:
 	bench/sampling.sh
 	bench/freelist.sh
 	bench/handles.sh
+	bench/secure.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry build-secure bench/results
