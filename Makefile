@@ -5,11 +5,14 @@
 #   make test   build and run every test: default build (+ valgrind memcheck
 #               and the install check), ASan+UBSan, TSan, clang, the
 #               CPython-3.10 geometry (16-byte classes, 16 KiB pools, 1 MiB
-#               arenas), and the secure build (-DPOOLALLOC_SECURE=ON)
+#               arenas), the secure build (-DPOOLALLOC_SECURE=ON), and
+#               libFuzzer on the operations target for 30 s (test-fuzz)
+#   make fuzz   the fuzzer for FUZZ_SECONDS (3600 by default); new inputs
+#               collect in build-fuzz/tests/fuzz-corpus
 JOBS ?= $(shell nproc)
 CTEST = ctest --output-on-failure -j$(JOBS) --test-dir
 
-.PHONY: demo test test-default test-asan test-tsan test-clang test-geometry test-secure bench clean
+.PHONY: demo test test-default test-asan test-tsan test-clang test-geometry test-secure test-fuzz fuzz bench clean
 
 # The interpreter itself, not a pyenv shim script (which would be the
 # process reported on).
@@ -22,7 +25,7 @@ demo:
 	    $(PYTHON) examples/workload.py
 	@echo "Open build/heapmap.html in a browser: the heap at its peak and at exit, and charts of the run."
 
-test: test-default test-asan test-tsan test-clang test-geometry test-secure
+test: test-default test-asan test-tsan test-clang test-geometry test-secure test-fuzz
 
 test-default:
 	cmake -S . -B build -DPOOLALLOC_VALGRIND_TESTS=ON >/dev/null
@@ -58,6 +61,21 @@ test-secure:
 	cmake --build build-secure -j$(JOBS)
 	$(CTEST) build-secure
 
+FUZZ_SECONDS ?= 3600
+FUZZ_CMAKE = cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	      -DPOOLALLOC_SANITIZE=address,undefined,fuzzer-no-link -DPOOLALLOC_FUZZ=ON \
+	      -DPOOLALLOC_BUILD_BENCH=OFF -DPOOLALLOC_REAL_PROGRAM_TESTS=OFF >/dev/null
+test-fuzz:
+	$(FUZZ_CMAKE)
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_ops
+	$(CTEST) build-fuzz -R '^fuzz_run$$'
+
+fuzz:
+	$(FUZZ_CMAKE)
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_ops
+	./build-fuzz/tests/fuzz_ops -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+	    build-fuzz/tests/fuzz-corpus tests/fuzz/corpus
+
 bench:
 	bench/run.sh
 	bench/python.sh
@@ -67,4 +85,4 @@ bench:
 	bench/secure.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-clang build-geometry build-secure bench/results
+	rm -rf build build-asan build-tsan build-clang build-geometry build-secure build-fuzz bench/results
