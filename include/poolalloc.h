@@ -16,6 +16,7 @@
 #define POOLALLOC_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #ifdef __cplusplus
@@ -500,6 +501,107 @@ PA_API int pa_stats_json(FILE *out);
  * in docs/stats.md); the input of the heap map (`poolalloc run --map`).
  * Returns 0, or -1 with errno set (ENOMEM, or a write error). */
 PA_API int pa_heap_snapshot(FILE *out);
+
+/* ---- Automatic memory: reference counts and a cycle collector ----------- */
+
+/* CPython's automatic side for C programs (src/gc.c).  Objects live in the
+ * pools (the OBJ domain) behind a hidden 40-byte header holding their
+ * reference count and collector links; their bytes are 8-byte aligned and
+ * zeroed.  An object is freed the moment its count reaches zero; a
+ * generational collector finds the cycles counting cannot, with CPython's
+ * algorithm: copy each tracked object's count, subtract the references
+ * tracked objects hold to each other (found by the type's traverse), keep
+ * what is reachable from objects that still have outside references, and
+ * clear and free the rest.
+ *
+ * A runtime is used by one thread at a time (as CPython's is under its
+ * lock); several may live in one process, up to PA_GC_MAX_RUNTIMES at once.
+ * Misuse is reported on stderr (and aborts under POOLALLOC_DEBUG): a decref
+ * below zero, a freed object passed to incref or decref, traverse naming a
+ * pointer that is not a live object of the runtime. */
+typedef struct pa_gc_runtime pa_gc_runtime;
+#define PA_GC_GENERATIONS 3
+#define PA_GC_MAX_RUNTIMES 65535
+
+/* traverse calls visit(referent, arg) for every object it references
+ * (NULL referents are skipped for it). */
+typedef void (*pa_gc_visit)(void *referent, void *arg);
+
+/* A type, as CPython's type objects describe one; it must outlive its
+ * objects.  traverse NULL: the objects hold no references and are not
+ * tracked by the collector (CPython's atoms: strings, numbers).
+ * clear(obj) drops every reference obj holds (pa_decref each, then set the
+ * field to NULL: it may be called twice); it is called when the object is
+ * freed and to break cycles.  finalize(obj), optional, runs once per
+ * object, before the first clear, even if the object is resurrected (PEP
+ * 442); a finalizer may store obj somewhere (pa_incref), which keeps it
+ * alive. */
+typedef struct pa_gc_type {
+  const char *name;
+  size_t size; /* bytes of an object, header not included */
+  void (*traverse)(void *obj, pa_gc_visit visit, void *arg);
+  void (*clear)(void *obj);
+  void (*finalize)(void *obj);
+} pa_gc_type;
+
+/* Thresholds as CPython's gc.set_threshold: a collection of generation 0
+ * when allocations minus frees of tracked objects exceed thresholds[0];
+ * generation i + 1 is collected instead once generation i has been
+ * collected thresholds[i + 1] times.  0 everywhere: 700, 10, 10. */
+struct pa_gc_config {
+  unsigned thresholds[PA_GC_GENERATIONS];
+};
+
+/* NULL with errno EINVAL (a threshold of 0 with others set), ENOMEM, or
+ * EAGAIN (PA_GC_MAX_RUNTIMES live). */
+PA_API pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config);
+/* Frees every object the runtime still has, with no finalizer run; a
+ * pointer the program still holds dangles afterwards. */
+PA_API void pa_gc_runtime_destroy(pa_gc_runtime *rt);
+
+/* A new object of the type, zeroed, with a count of 1, tracked (if the type
+ * has traverse) in the youngest generation; NULL with ENOMEM.  May run a
+ * collection first.  _var: extra bytes after type->size. */
+PA_API void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type);
+PA_API void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t extra);
+
+PA_API void pa_incref(void *obj); /* NULL is a no-op, for both */
+PA_API void pa_decref(void *obj);
+PA_API size_t pa_refcount(const void *obj);
+PA_API const pa_gc_type *pa_gc_type_of(const void *obj);
+
+/* Collects generations 0..gen (gen -1 or 2: all); returns the objects it
+ * freed as garbage.  Runs even while automatic collection is disabled. */
+PA_API size_t pa_gc_collect(pa_gc_runtime *rt, int gen);
+/* Automatic collection (on by default); _disable returns the old state. */
+PA_API void pa_gc_enable(pa_gc_runtime *rt);
+PA_API int pa_gc_disable(pa_gc_runtime *rt);
+PA_API int pa_gc_is_enabled(const pa_gc_runtime *rt);
+
+struct pa_gc_generation_stats {
+  size_t collections;  /* of this generation (younger ones included in it) */
+  size_t examined;     /* objects looked at by those collections */
+  size_t collected;    /* found unreachable and freed */
+  size_t resurrected;  /* found unreachable, kept alive by a finalizer */
+  uint64_t nanoseconds; /* spent in those collections */
+};
+struct pa_gc_stats {
+  struct pa_gc_generation_stats generations[PA_GC_GENERATIONS];
+  size_t objects;         /* alive now */
+  size_t tracked;         /* of them, in the collector's generations */
+  size_t generation_sizes[PA_GC_GENERATIONS];
+  size_t created, freed_by_refcount, freed_by_collector;
+  size_t finalized;       /* finalizers run */
+};
+PA_API void pa_gc_stats_get(const pa_gc_runtime *rt, struct pa_gc_stats *out);
+
+/* The objects the last collection found unreachable whose finalizers made
+ * them reachable again (resurrected), as CPython's gc.garbage lists what it
+ * could not free: fills out[0 .. max-1] and returns how many there are.
+ * The runtime holds a reference to each until the next collection or
+ * pa_gc_resurrected_clear. */
+PA_API size_t pa_gc_resurrected(const pa_gc_runtime *rt, void **out, size_t max);
+PA_API void pa_gc_resurrected_clear(pa_gc_runtime *rt);
 
 #ifdef __cplusplus
 }

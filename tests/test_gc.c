@@ -1,0 +1,493 @@
+/* Reference counting and the cycle collector (src/gc.c): cycles of every
+ * shape collected exactly, nothing reachable ever freed, generations and
+ * thresholds, finalizers once each with resurrection (PEP 442), deep
+ * structures freed without deep recursion, misuse reports, and a
+ * randomized graph compared after every collection with a reachability
+ * model of its own.
+ *
+ *   test_gc          everything
+ *   test_gc NAME     one misuse (a child)
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "internal.h"
+
+enum { SLOTS = 4, MODEL_OBJECTS = 4096, IDS = 65536 };
+
+/* A node: an id and up to four references. */
+struct node {
+  int id;
+  struct node *slot[SLOTS];
+};
+
+static int finalized_count[IDS];
+static bool dead[IDS];
+static int next_id;
+static struct node *resurrect_into; /* where the resurrecting finalizer stores */
+
+static void node_traverse(void *obj, pa_gc_visit visit, void *arg) {
+  struct node *n = obj;
+  for (int i = 0; i < SLOTS; i++)
+    if (n->slot[i]) visit(n->slot[i], arg);
+}
+
+static void node_clear(void *obj) {
+  struct node *n = obj;
+  for (int i = 0; i < SLOTS; i++) {
+    struct node *old = n->slot[i];
+    n->slot[i] = NULL;
+    pa_decref(old);
+  }
+}
+
+/* Finalizer: records the death (no resurrection in this type). */
+static void node_finalize(void *obj) {
+  struct node *n = obj;
+  finalized_count[n->id]++;
+  dead[n->id] = true;
+}
+
+static void phoenix_finalize(void *obj) {
+  struct node *n = obj;
+  finalized_count[n->id]++;
+  pa_incref(n);
+  resurrect_into = n;
+}
+
+static const pa_gc_type node_type = {"node", sizeof(struct node), node_traverse, node_clear,
+                                     node_finalize};
+static const pa_gc_type plain_type = {"plain", sizeof(struct node), node_traverse, node_clear, NULL};
+static const pa_gc_type phoenix_type = {"phoenix", sizeof(struct node), node_traverse, node_clear,
+                                        phoenix_finalize};
+static const pa_gc_type atom_type = {"atom", 64, NULL, NULL, NULL};
+
+static struct node *new_node(pa_gc_runtime *rt, const pa_gc_type *type) {
+  struct node *n = pa_gc_new(rt, type);
+  n->id = next_id++;
+  return n;
+}
+
+/* a.slot[i] = b, counted. */
+static void link_to(struct node *a, int i, struct node *b) {
+  pa_incref(b);
+  struct node *old = a->slot[i];
+  a->slot[i] = b;
+  pa_decref(old);
+}
+
+static size_t alive(pa_gc_runtime *rt) {
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  return s.objects;
+}
+
+static void test_shapes(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_disable(rt); /* only the collections asked for */
+  size_t blocks_before = check_pool_blocks_in_use();
+
+  struct node *self = new_node(rt, &plain_type);
+  link_to(self, 0, self);
+  pa_decref(self);
+  CHECK_EQ(alive(rt), 1); /* counting cannot free a self-loop */
+  CHECK_EQ(pa_gc_collect(rt, 0), 1);
+  CHECK_EQ(alive(rt), 0);
+
+  enum { RING = 10000 };
+  struct node *first = new_node(rt, &plain_type), *prev = first;
+  for (int i = 1; i < RING; i++) {
+    struct node *n = new_node(rt, &plain_type);
+    link_to(prev, 0, n);
+    pa_decref(n);
+    prev = n;
+  }
+  link_to(prev, 0, first);
+  pa_decref(first);
+  CHECK_EQ(alive(rt), RING);
+  CHECK_EQ(pa_gc_collect(rt, 2), RING);
+
+  enum { CLIQUE = 40 };
+  struct node *members[CLIQUE];
+  for (int i = 0; i < CLIQUE; i++) members[i] = pa_gc_new_var(rt, &plain_type, CLIQUE * sizeof(void *));
+  for (int i = 0; i < CLIQUE; i++) /* 4 slots each, and every pair linked through a chain */
+    for (int j = 0; j < SLOTS; j++) link_to(members[i], j, members[(i + j + 1) % CLIQUE]);
+  for (int i = 0; i < CLIQUE; i++) pa_decref(members[i]);
+  CHECK_EQ(pa_gc_collect(rt, 2), CLIQUE);
+
+  /* A cycle hanging off a live object survives, then goes with it. */
+  struct node *root = new_node(rt, &plain_type);
+  struct node *a = new_node(rt, &plain_type), *b = new_node(rt, &plain_type);
+  link_to(root, 0, a);
+  link_to(a, 0, b);
+  link_to(b, 0, a);
+  pa_decref(a);
+  pa_decref(b);
+  CHECK_EQ(pa_gc_collect(rt, 2), 0);
+  CHECK_EQ(alive(rt), 3);
+  CHECK(root->slot[0] == a && a->slot[0] == b && b->slot[0] == a);
+  pa_decref(root); /* the root by counting, the cycle by the collector */
+  CHECK_EQ(alive(rt), 2);
+  CHECK_EQ(pa_gc_collect(rt, 2), 2);
+
+  /* A cycle holding the only reference to a chain and to an atom. */
+  struct node *c = new_node(rt, &plain_type), *d = new_node(rt, &plain_type);
+  link_to(c, 0, d);
+  link_to(d, 0, c);
+  struct node *chain = new_node(rt, &plain_type);
+  link_to(c, 1, chain);
+  pa_decref(chain);
+  for (int i = 0; i < 10; i++) {
+    struct node *next = new_node(rt, &plain_type);
+    link_to(chain, 0, next);
+    pa_decref(next);
+    chain = next;
+  }
+  void *atom = pa_gc_new(rt, &atom_type);
+  memset(atom, 'x', 64);
+  link_to(d, 1, atom);
+  pa_decref(atom);
+  pa_decref(c);
+  pa_decref(d);
+  CHECK_EQ(alive(rt), 14);
+  CHECK_EQ(pa_gc_collect(rt, 2), 14);
+  CHECK_EQ(alive(rt), 0);
+
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.tracked, 0);
+  CHECK_EQ(s.freed_by_collector, 1 + RING + CLIQUE + 2 + 14);
+  CHECK_EQ(s.generations[2].collections, 5);
+  CHECK_EQ(s.generations[0].collections, 1);
+  CHECK(s.generations[2].examined >= RING + CLIQUE);
+  CHECK_EQ(check_pool_blocks_in_use(), blocks_before); /* the blocks went back to the pools */
+  pa_gc_runtime_destroy(rt);
+}
+
+/* Young objects are examined often, survivors move up; thresholds. */
+static void test_generations(void) {
+  struct pa_gc_config config = {{100, 5, 5}};
+  pa_gc_runtime *rt = pa_gc_runtime_create(&config);
+  enum { KEPT = 1000 };
+  struct node *kept[KEPT];
+  for (int i = 0; i < KEPT; i++) kept[i] = new_node(rt, &plain_type);
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  /* one collection every 101 allocations; the 7th is of generation 1, as
+   * generation 0 has been collected 6 (> 5) times by then */
+  CHECK_EQ(s.generations[0].collections, 8);
+  CHECK_EQ(s.generations[1].collections, 1);
+  CHECK_EQ(s.generation_sizes[0] + s.generation_sizes[1] + s.generation_sizes[2], KEPT);
+  CHECK(s.generation_sizes[1] + s.generation_sizes[2] >= 900);
+  CHECK(s.generations[0].examined < 1200); /* young objects only */
+
+  CHECK_EQ(pa_gc_disable(rt), 1);
+  CHECK_EQ(pa_gc_is_enabled(rt), 0);
+  for (int i = 0; i < 500; i++) pa_decref(new_node(rt, &plain_type));
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 8); /* none while disabled */
+  pa_gc_enable(rt);
+  CHECK_EQ(pa_gc_collect(rt, 1), 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generation_sizes[0] + s.generation_sizes[1], 0);
+  CHECK_EQ(s.generation_sizes[2], KEPT);
+  CHECK(s.generations[1].nanoseconds > 0);
+  for (int i = 0; i < KEPT; i++) CHECK_EQ(kept[i]->id, next_id - KEPT - 500 + i);
+  for (int i = 0; i < KEPT; i++) pa_decref(kept[i]);
+  CHECK_EQ(alive(rt), 0);
+
+  struct pa_gc_config half = {{100, 0, 5}};
+  errno = 0;
+  CHECK(pa_gc_runtime_create(&half) == NULL && errno == EINVAL);
+  errno = 0;
+  static const pa_gc_type no_clear = {"no clear", 8, node_traverse, NULL, NULL};
+  CHECK(pa_gc_new(rt, &no_clear) == NULL && errno == EINVAL);
+  errno = 0;
+  CHECK(pa_gc_new_var(rt, &plain_type, SIZE_MAX - 8) == NULL && errno == ENOMEM);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* Finalizers run once, in cycles and by counting; a finalizer that stores
+ * its object resurrects it, and it is not finalized again. */
+static void test_finalizers(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_disable(rt);
+  struct node *a = new_node(rt, &node_type), *b = new_node(rt, &node_type);
+  link_to(a, 0, b);
+  link_to(b, 0, a);
+  int ida = a->id, idb = b->id;
+  pa_decref(a);
+  pa_decref(b);
+  CHECK_EQ(pa_gc_collect(rt, 2), 2);
+  CHECK_EQ(finalized_count[ida], 1);
+  CHECK_EQ(finalized_count[idb], 1);
+
+  struct node *single = new_node(rt, &node_type);
+  int id = single->id;
+  pa_decref(single);
+  CHECK_EQ(finalized_count[id], 1);
+
+  /* resurrected from a cycle: it and what it reaches survive */
+  struct node *p = new_node(rt, &phoenix_type), *q = new_node(rt, &plain_type);
+  link_to(p, 0, q);
+  link_to(q, 0, p);
+  int idp = p->id;
+  pa_decref(p);
+  pa_decref(q);
+  resurrect_into = NULL;
+  CHECK_EQ(pa_gc_collect(rt, 2), 0);
+  CHECK(resurrect_into == p);
+  CHECK_EQ(finalized_count[idp], 1);
+  void *listed[4];
+  CHECK_EQ(pa_gc_resurrected(rt, listed, 4), 2);
+  CHECK(listed[0] == p || listed[1] == p);
+  CHECK(p->slot[0] == q && q->slot[0] == p); /* intact */
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[2].resurrected, 2);
+  pa_gc_resurrected_clear(rt);
+  CHECK_EQ(alive(rt), 2);
+  pa_decref(resurrect_into); /* the cycle is garbage again: no second finalizer */
+  CHECK_EQ(pa_gc_collect(rt, 2), 2);
+  CHECK_EQ(finalized_count[idp], 1);
+
+  /* resurrected by counting */
+  struct node *r = new_node(rt, &phoenix_type);
+  int idr = r->id;
+  pa_decref(r);
+  CHECK(resurrect_into == r);
+  CHECK_EQ(pa_refcount(r), 1);
+  pa_decref(r);
+  CHECK_EQ(finalized_count[idr], 1);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.finalized, 5);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* A list of a million cells dropped at once: freed without a million
+ * nested calls. */
+static void test_deep(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *head = NULL;
+  for (int i = 0; i < 1000000; i++) {
+    struct node *cell = pa_gc_new(rt, &plain_type);
+    cell->slot[0] = head; /* takes head's reference */
+    head = cell;
+  }
+  CHECK_EQ(alive(rt), 1000000);
+  pa_decref(head);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* Destroy frees what is left, cycles and all, with no finalizer. */
+static void test_destroy(void) {
+  size_t blocks_before = check_pool_blocks_in_use();
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *a = new_node(rt, &node_type), *b = new_node(rt, &node_type);
+  link_to(a, 0, b);
+  link_to(b, 0, a);
+  int ida = a->id;
+  pa_decref(b);
+  pa_gc_runtime_destroy(rt);
+  CHECK_EQ(finalized_count[ida], 0);
+  CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
+}
+
+/* The randomized test: a graph mutated at random, compared after every
+ * full collection with the set the model says is reachable from the
+ * program's references, and after every partial one checked to have lost
+ * nothing reachable.  The model keeps its own edges, by id. */
+struct model {
+  struct node *object[MODEL_OBJECTS];
+  int edge[MODEL_OBJECTS][SLOTS]; /* ids, -1 for none */
+  int roots[MODEL_OBJECTS];       /* references the program holds */
+  bool reachable[MODEL_OBJECTS];
+  int first, count;
+};
+
+static void model_reach(struct model *m) {
+  static int stack[MODEL_OBJECTS];
+  int top = 0;
+  memset(m->reachable, 0, sizeof m->reachable);
+  for (int i = m->first; i < m->first + m->count; i++)
+    if (m->roots[i] > 0) {
+      m->reachable[i] = true;
+      stack[top++] = i;
+    }
+  while (top > 0) {
+    int i = stack[--top];
+    for (int k = 0; k < SLOTS; k++) {
+      int j = m->edge[i][k];
+      if (j >= 0 && !m->reachable[j]) {
+        m->reachable[j] = true;
+        stack[top++] = j;
+      }
+    }
+  }
+}
+
+static int pick_reachable(struct model *m, unsigned long long *random) {
+  if (m->count == 0) return -1;
+  for (int tries = 0; tries < 64; tries++) {
+    int i = m->first + (int)(check_random(random) % (unsigned)m->count);
+    if (m->reachable[i]) return i;
+  }
+  return -1;
+}
+
+static void test_random_graph(void) {
+  static struct model m;
+  pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{50, 3, 3}});
+  unsigned long long random = 42;
+  next_id = 0; /* ids index the model; the earlier tests' objects are gone */
+  memset(dead, 0, sizeof dead);
+  memset(finalized_count, 0, sizeof finalized_count);
+  m.first = next_id;
+  int wrong_full = 0, lost = 0, collections = 0;
+  for (int op = 0; op < 30000 && m.first + m.count < MODEL_OBJECTS; op++) {
+    model_reach(&m);
+    unsigned choice = (unsigned)(check_random(&random) % 100);
+    int a = pick_reachable(&m, &random), b = pick_reachable(&m, &random);
+    int k = (int)(check_random(&random) % SLOTS);
+    if (choice < 12 || a < 0) { /* a new object, held by the program */
+      struct node *n = new_node(rt, &node_type);
+      int i = n->id;
+      m.object[i] = n;
+      for (int s = 0; s < SLOTS; s++) m.edge[i][s] = -1;
+      m.roots[i] = 1;
+      m.count++;
+      if (a >= 0 && choice % 2) { /* joined to a both ways: a cycle */
+        link_to(n, 0, m.object[a]);
+        m.edge[i][0] = a;
+        link_to(m.object[a], k, n);
+        m.edge[a][k] = i;
+      }
+    } else if (choice < 55 && b >= 0) { /* a.slot[k] = b */
+      link_to(m.object[a], k, m.object[b]);
+      m.edge[a][k] = b;
+    } else if (choice < 60) { /* a.slot[k] = NULL */
+      struct node *old = m.object[a]->slot[k];
+      m.object[a]->slot[k] = NULL;
+      m.edge[a][k] = -1;
+      pa_decref(old);
+    } else if (choice < 88) { /* the program drops a reference */
+      for (int tries = 0; tries < 64; tries++) {
+        int i = m.first + (int)(check_random(&random) % (unsigned)m.count);
+        if (m.roots[i] > 0) {
+          m.roots[i]--;
+          pa_decref(m.object[i]);
+          break;
+        }
+      }
+    } else if (choice < 94) { /* the program takes another */
+      m.roots[a]++;
+      pa_incref(m.object[a]);
+    } else {
+      int gen = (int)(check_random(&random) % 3);
+      pa_gc_collect(rt, gen);
+      collections++;
+      model_reach(&m);
+      for (int i = m.first; i < m.first + m.count; i++) {
+        lost += m.reachable[i] && dead[i];
+        wrong_full += gen == 2 && m.reachable[i] == dead[i];
+      }
+    }
+  }
+  model_reach(&m);
+  for (int i = m.first; i < m.first + m.count; i++) lost += m.reachable[i] && dead[i];
+  CHECK_EQ(lost, 0);
+  CHECK_EQ(wrong_full, 0);
+  CHECK(collections > 500);
+  for (int i = m.first; i < m.first + m.count; i++) CHECK(finalized_count[i] <= 1);
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  printf("random graph: %zu objects, %d collections, %zu freed by counting, %zu by the collector\n", s.created, collections, s.freed_by_refcount, s.freed_by_collector);
+  CHECK(s.freed_by_collector > 100 && s.freed_by_refcount > 100);
+  for (int i = m.first; i < m.first + m.count; i++)
+    while (m.roots[i]-- > 0) pa_decref(m.object[i]);
+  pa_gc_collect(rt, 2);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* ---- Misuse, each in a child ---------------------------------------------- */
+
+/* b holds a reference to a it never counted: freeing a frees b, whose
+ * clear then drops a's count below zero. */
+static int decref_below_zero(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *a = pa_gc_new(rt, &plain_type), *b = pa_gc_new(rt, &plain_type);
+  link_to(a, 0, b);
+  pa_decref(b);
+  b->slot[0] = a; /* the bug */
+  pa_decref(a);
+  return 0;
+}
+
+static int use_after_free(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *n = pa_gc_new(rt, &plain_type);
+  pa_decref(n);
+  pa_incref(n);
+  return 0;
+}
+
+static void bad_traverse(void *obj, pa_gc_visit visit, void *arg) {
+  (void)obj;
+  static long not_an_object[8];
+  visit(&not_an_object[6], arg);
+}
+
+static void no_references(void *obj) { (void)obj; }
+
+static int traverse_bad_pointer(void) {
+  static const pa_gc_type bad = {"bad", 8, bad_traverse, no_references, NULL};
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_new(rt, &bad);
+  pa_gc_collect(rt, 0);
+  return 0;
+}
+
+static const struct {
+  const char *name;
+  int (*run)(void);
+  const char *report;
+} misuses[] = {
+    {"decref_below_zero", decref_below_zero, "reference count below zero"},
+    {"use_after_free", use_after_free, "pa_incref(0x"},
+    {"traverse_bad_pointer", traverse_bad_pointer, "which is not a live object of this runtime"},
+};
+
+static void test_misuse(const char *argv0) {
+  static char err[8192];
+  for (size_t i = 0; i < sizeof misuses / sizeof *misuses; i++) {
+    char *plain[] = {NULL};
+    char *debug[] = {"POOLALLOC_DEBUG=1", NULL};
+    int status = check_run_child(argv0, misuses[i].name, plain, err, sizeof err);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* reported, ignored */
+    CHECK(strstr(err, "poolalloc: gc: ") != NULL && strstr(err, misuses[i].report) != NULL);
+    status = check_run_child(argv0, misuses[i].name, debug, err, sizeof err);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT); /* fatal in debug mode */
+    CHECK(strstr(err, misuses[i].report) != NULL);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2) {
+    for (size_t i = 0; i < sizeof misuses / sizeof *misuses; i++)
+      if (strcmp(argv[1], misuses[i].name) == 0) return misuses[i].run();
+    return 127;
+  }
+  test_shapes();
+  test_generations();
+  test_finalizers();
+  test_deep();
+  test_destroy();
+  test_random_graph();
+  if (getenv("POOLALLOC_DEBUG") == NULL) test_misuse(argv[0]);
+  return check_done();
+}
