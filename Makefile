@@ -83,6 +83,7 @@ bench:
 	bench/freelist.sh
 	bench/handles.sh
 	bench/secure.sh
+	bench/gc.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-clang build-geometry build-secure build-fuzz bench/results

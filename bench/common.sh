@@ -6,7 +6,7 @@ out=bench/results
 mkdir -p "$out"
 
 need_packages=()
-for pkg in libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev hyperfine time valgrind; do
+for pkg in libjemalloc-dev libgoogle-perftools-dev libmimalloc-dev libgc-dev hyperfine time valgrind; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_packages+=("$pkg")
 done
 if [ ${#need_packages[@]} -gt 0 ]; then

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Automatic memory side by side (bench/gc_bench.c): poolalloc's reference
+# counts and cycle collector, the Boehm-Demers-Weiser collector, and manual
+# pa_malloc/pa_free, on binary-trees and on rings of nodes (cycles).  Time
+# with hyperfine, peak RSS with /usr/bin/time.  Writes bench/results/gc.md.
+. "$(dirname "$0")/common.sh"
+cmake -S . -B build-bench-gc -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
+cmake --build build-bench-gc -j"$(nproc)" --target gc_bench_pa_gc gc_bench_manual gc_bench_boehm >/dev/null
+bin=$root/build-bench-gc/bench
+table=$out/gc.md
+{
+  machine_line
+  echo
+  echo "| workload | poolalloc gc ms | Boehm GC ms | manual pa_free ms | poolalloc gc peak RSS KiB | Boehm peak RSS KiB | manual peak RSS KiB |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+} >"$table"
+for workload in "trees 16" "graphs 1000000"; do
+  times=() rss=()
+  for variant in pa_gc boehm manual; do
+    # shellcheck disable=SC2086
+    times+=("$(timed "gc-${workload%% *}-$variant" "$bin/gc_bench_$variant" $workload)")
+    # shellcheck disable=SC2086
+    rss+=("$(peak_rss_kib "" "$bin/gc_bench_$variant" $workload)")
+  done
+  echo "| $workload | ${times[0]} | ${times[1]} | ${times[2]} | ${rss[0]} | ${rss[1]} | ${rss[2]} |" | tee -a "$table"
+done
+echo
+echo "written to $table"
