@@ -22,32 +22,24 @@ typedef struct { void *params, *body, *env; } closure;
 typedef struct { void *bindings, *parent; } env; /* bindings: ((sym . value) ...) */
 typedef struct { int op; } prim;
 
-static void traverse3(void *o, pa_gc_visit visit, void *arg) {
+/* The tracked types are structs of n object pointers. */
+static void visit_fields(void *o, int n, pa_gc_visit visit, void *arg) {
   void **fields = o;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < n; i++)
     if (fields[i]) visit(fields[i], arg);
 }
-static void clear3(void *o) {
+static void clear_fields(void *o, int n) {
   void **fields = o;
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < n; i++) {
     void *old = fields[i];
     fields[i] = NULL;
     pa_decref(old);
   }
 }
-static void traverse2(void *o, pa_gc_visit visit, void *arg) {
-  void **fields = o;
-  for (int i = 0; i < 2; i++)
-    if (fields[i]) visit(fields[i], arg);
-}
-static void clear2(void *o) {
-  void **fields = o;
-  for (int i = 0; i < 2; i++) {
-    void *old = fields[i];
-    fields[i] = NULL;
-    pa_decref(old);
-  }
-}
+static void traverse2(void *o, pa_gc_visit visit, void *arg) { visit_fields(o, 2, visit, arg); }
+static void traverse3(void *o, pa_gc_visit visit, void *arg) { visit_fields(o, 3, visit, arg); }
+static void clear2(void *o) { clear_fields(o, 2); }
+static void clear3(void *o) { clear_fields(o, 3); }
 
 static const pa_gc_type num_type = {"num", sizeof(num), NULL, NULL, NULL};
 static const pa_gc_type sym_type = {"sym", sizeof(sym), NULL, NULL, NULL};

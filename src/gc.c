@@ -190,23 +190,24 @@ static void object_dealloc(gc_head *head) {
   dealloc.depth--;
 }
 
+/* obj's header, or NULL (reported) when obj is not a live object. */
+static gc_head *live_head(void *obj, const char *caller) {
+  gc_head *head = head_of(obj);
+  if (__builtin_expect(head_alive(head), 1)) return head;
+  report(caller, obj, "not a live object (freed already?)");
+  return NULL;
+}
+
 PA_ENTRY void pa_incref(void *obj) {
   if (obj == NULL) return;
-  gc_head *head = head_of(obj);
-  if (__builtin_expect(!head_alive(head), 0)) {
-    report("pa_incref", obj, "not a live object (freed already?)");
-    return;
-  }
-  head->refcnt++;
+  gc_head *head = live_head(obj, "pa_incref");
+  if (head) head->refcnt++;
 }
 
 PA_ENTRY void pa_decref(void *obj) {
   if (obj == NULL) return;
-  gc_head *head = head_of(obj);
-  if (__builtin_expect(!head_alive(head), 0)) {
-    report("pa_decref", obj, "not a live object (freed already?)");
-    return;
-  }
+  gc_head *head = live_head(obj, "pa_decref");
+  if (head == NULL) return;
   if (__builtin_expect(head->refcnt == 0, 0)) {
     report("pa_decref", obj, "reference count below zero");
     return;
@@ -301,7 +302,7 @@ static void survive(gc_head *list, gc_head *to, unsigned generation) {
 
 /* Step 4: returns whether any finalizer ran; the objects still alive are
  * left in `finalized`. */
-static bool run_finalizers(gc_head *unreachable, gc_head *finalized) {
+static bool run_finalizers(pa_gc_runtime *rt, gc_head *unreachable, gc_head *finalized) {
   bool any = false;
   while (!list_empty(unreachable)) {
     gc_head *h = unreachable->next;
@@ -310,7 +311,6 @@ static bool run_finalizers(gc_head *unreachable, gc_head *finalized) {
     any = true;
     h->refcnt++;
     h->flags |= FLAG_FINALIZED;
-    pa_gc_runtime *rt = runtimes.by_id[h->runtime];
     rt->stats.finalized++;
     h->type->finalize(object_of(h));
     pa_decref(object_of(h));
@@ -369,7 +369,7 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   size_t examined = find_unreachable(rt, &survivors, &unreachable);
   survive(&survivors, &rt->generations[older], older);
   size_t resurrected = 0;
-  if (run_finalizers(&unreachable, &finalized)) {
+  if (run_finalizers(rt, &unreachable, &finalized)) {
     find_unreachable(rt, &finalized, &garbage);
     for (gc_head *h = finalized.next; h != &finalized; h = h->next) resurrected++;
     resurrected_hold(rt, &finalized);

@@ -78,6 +78,12 @@ static void link_to(struct node *a, int i, struct node *b) {
   pa_decref(old);
 }
 
+/* a and b refer to each other through slot 0. */
+static void link_both(struct node *a, struct node *b) {
+  link_to(a, 0, b);
+  link_to(b, 0, a);
+}
+
 static size_t alive(pa_gc_runtime *rt) {
   struct pa_gc_stats s;
   pa_gc_stats_get(rt, &s);
@@ -121,8 +127,7 @@ static void test_shapes(void) {
   struct node *root = new_node(rt, &plain_type);
   struct node *a = new_node(rt, &plain_type), *b = new_node(rt, &plain_type);
   link_to(root, 0, a);
-  link_to(a, 0, b);
-  link_to(b, 0, a);
+  link_both(a, b);
   pa_decref(a);
   pa_decref(b);
   CHECK_EQ(pa_gc_collect(rt, 2), 0);
@@ -134,8 +139,7 @@ static void test_shapes(void) {
 
   /* A cycle holding the only reference to a chain and to an atom. */
   struct node *c = new_node(rt, &plain_type), *d = new_node(rt, &plain_type);
-  link_to(c, 0, d);
-  link_to(d, 0, c);
+  link_both(c, d);
   struct node *chain = new_node(rt, &plain_type);
   link_to(c, 1, chain);
   pa_decref(chain);
@@ -215,8 +219,7 @@ static void test_finalizers(void) {
   pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
   pa_gc_disable(rt);
   struct node *a = new_node(rt, &node_type), *b = new_node(rt, &node_type);
-  link_to(a, 0, b);
-  link_to(b, 0, a);
+  link_both(a, b);
   int ida = a->id, idb = b->id;
   pa_decref(a);
   pa_decref(b);
@@ -231,8 +234,7 @@ static void test_finalizers(void) {
 
   /* resurrected from a cycle: it and what it reaches survive */
   struct node *p = new_node(rt, &phoenix_type), *q = new_node(rt, &plain_type);
-  link_to(p, 0, q);
-  link_to(q, 0, p);
+  link_both(p, q);
   int idp = p->id;
   pa_decref(p);
   pa_decref(q);
@@ -288,8 +290,7 @@ static void test_destroy(void) {
   size_t blocks_before = check_pool_blocks_in_use();
   pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
   struct node *a = new_node(rt, &node_type), *b = new_node(rt, &node_type);
-  link_to(a, 0, b);
-  link_to(b, 0, a);
+  link_both(a, b);
   int ida = a->id;
   pa_decref(b);
   pa_gc_runtime_destroy(rt);
