@@ -16,7 +16,14 @@ table=$out/gc.md
 } >"$table"
 for workload in "trees 16" "graphs 1000000"; do
   times=() rss=()
+  # shellcheck disable=SC2086
+  expected=$("$bin/gc_bench_manual" $workload 2>/dev/null)
   for variant in pa_gc boehm manual; do
+    # shellcheck disable=SC2086
+    if [ "$("$bin/gc_bench_$variant" $workload 2>/dev/null)" != "$expected" ]; then
+      echo "gc_bench_$variant $workload: output differs from the manual variant's" >&2
+      exit 1
+    fi
     # shellcheck disable=SC2086
     times+=("$(timed "gc-${workload%% *}-$variant" "$bin/gc_bench_$variant" $workload)")
     # shellcheck disable=SC2086
