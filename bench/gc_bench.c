@@ -188,6 +188,10 @@ int main(int argc, char **argv) {
   pa_gc_stats_get(rt, &s);
   fprintf(stderr, "%s: %zu objects left, %zu freed by counting, %zu by the collector\n", VARIANT,
           s.objects, s.freed_by_refcount, s.freed_by_collector);
+  for (int g = 0; g < PA_GC_GENERATIONS; g++)
+    fprintf(stderr, "  generation %d: %zu collections, %zu examined, %zu collected, %.1f ms\n", g,
+            s.generations[g].collections, s.generations[g].examined, s.generations[g].collected,
+            (double)s.generations[g].nanoseconds / 1e6);
 #endif
   return 0;
 }

@@ -505,7 +505,7 @@ PA_API int pa_heap_snapshot(FILE *out);
 /* ---- Automatic memory: reference counts and a cycle collector ----------- */
 
 /* CPython's automatic side for C programs (src/gc.c).  Objects live in the
- * pools (the OBJ domain) behind a hidden 40-byte header holding their
+ * pools (the OBJ domain) behind a hidden 32-byte header holding their
  * reference count and collector links; their bytes are 8-byte aligned and
  * zeroed.  An object is freed the moment its count reaches zero; a
  * generational collector finds the cycles counting cannot, with CPython's
@@ -565,8 +565,52 @@ PA_API void pa_gc_runtime_destroy(pa_gc_runtime *rt);
 PA_API void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type);
 PA_API void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t extra);
 
-PA_API void pa_incref(void *obj); /* NULL is a no-op, for both */
-PA_API void pa_decref(void *obj);
+/* The last 8 bytes of an object's hidden header, which the inline
+ * pa_incref and pa_decref below use (CPython's Py_INCREF and Py_DECREF are
+ * inline for the same reason: a call would cost more than the count);
+ * the rest of the header is private. */
+struct pa_gc_object_state {
+  uint32_t refcount;
+  uint16_t runtime;
+  uint8_t generation;
+  uint8_t flags; /* high nibble PA_GC_ALIVE while the object lives */
+};
+#define PA_GC_ALIVE 0xa0
+#define PA_GC_ALIVE_MASK 0xf0
+
+/* Called by pa_decref when a count reaches zero: finalizes and frees. */
+PA_API void pa_gc_dealloc(void *obj);
+/* Called by pa_incref and pa_decref on misuse (a freed object, a count
+ * below zero): reports, and aborts under POOLALLOC_DEBUG. */
+PA_API void pa_gc_misuse(void *obj, const char *caller);
+
+#if defined(__GNUC__)
+#define PA_LIKELY(x) __builtin_expect(!!(x), 1)
+#else
+#define PA_LIKELY(x) (x)
+#endif
+
+/* Count a reference more, or one less (freeing the object at zero); NULL
+ * is a no-op for both. */
+static inline void pa_incref(void *obj) {
+  if (obj == NULL) return;
+  struct pa_gc_object_state *state = (struct pa_gc_object_state *)obj - 1;
+  if (PA_LIKELY((state->flags & PA_GC_ALIVE_MASK) == PA_GC_ALIVE))
+    state->refcount++;
+  else
+    pa_gc_misuse(obj, "pa_incref");
+}
+
+static inline void pa_decref(void *obj) {
+  if (obj == NULL) return;
+  struct pa_gc_object_state *state = (struct pa_gc_object_state *)obj - 1;
+  if (PA_LIKELY((state->flags & PA_GC_ALIVE_MASK) == PA_GC_ALIVE && state->refcount != 0)) {
+    if (--state->refcount == 0) pa_gc_dealloc(obj);
+  } else {
+    pa_gc_misuse(obj, "pa_decref");
+  }
+}
+
 PA_API size_t pa_refcount(const void *obj);
 PA_API const pa_gc_type *pa_gc_type_of(const void *obj);
 

@@ -2,11 +2,13 @@
  * Automatic memory: reference counts and CPython's generational cycle
  * collector (Modules/gcmodule.c), for objects in the pools.
  *
- *   block (OBJ domain)   [gc_head 40 B][object: type->size (+ extra) bytes]
+ *   block (OBJ domain)   [gc_head 32 B][object: type->size (+ extra) bytes]
  *   gc_head              next, prev   the generation list it is in (tracked
- *                                     objects only), circular with a head
+ *                                     objects only), circular with a head;
+ *                                     during a collection prev holds the
+ *                                     object's count of outside references
+ *                                     instead (gc_refs), as in CPython
  *                        type, refcnt, runtime id, generation, flags
- *                        gc_refs      scratch count during a collection
  *
  * A count reaching zero frees the object at once: finalizer (once), then
  * the type's clear (which drops its references, and so may free others),
@@ -20,12 +22,18 @@
  *      remains counts references from outside
  *   3. objects with gc_refs > 0 and everything they reach are reachable;
  *      the rest are moved to an unreachable list (move_unreachable: one
- *      pass, objects reached later are moved back)
+ *      pass, objects reached later are moved back); the walk puts the
+ *      reachable objects' prev links back
  *   4. finalizers of the unreachable run (once each, PEP 442); if any ran,
  *      steps 1-3 are redone on the unreachable set: what a finalizer made
  *      reachable again is resurrected and survives
- *   5. the rest are cleared (breaking the cycles) and so freed
+ *   5. the rest is garbage: every garbage object is cleared first (their
+ *      counts fall, but none is freed while the others still point to
+ *      it), then every one whose count is zero is freed
  *   survivors move to generation g + 1.
+ * A full collection waits until the objects that reached the oldest
+ * generation since the last one are a quarter of those it kept (CPython's
+ * long_lived_pending), so a large live heap is not walked again and again.
  * Objects of a type with no traverse hold no references and are never
  * tracked (CPython's atoms).
  */
@@ -38,36 +46,62 @@
 
 enum {
   GC_UNTRACKED = 0xff,
+  GC_EXAMINED = 0xfe, /* found unreachable: in no generation for now */
   /* flags: the high nibble marks a live object (a freed block loses it:
    * cleared by the free, or overwritten by the debug hooks' dead bytes) */
-  FLAG_ALIVE = 0xa0,
-  FLAG_ALIVE_MASK = 0xf0,
+  FLAG_ALIVE = PA_GC_ALIVE,
+  FLAG_ALIVE_MASK = PA_GC_ALIVE_MASK,
   FLAG_FINALIZED = 0x01,
-  FLAG_COLLECTING = 0x02,  /* in the set a collection examines */
-  FLAG_UNREACHABLE = 0x04, /* moved to the unreachable list */
+  FLAG_COLLECTING = 0x02, /* under examination; its prev holds gc_refs */
+  /* moved to the unreachable list (prev is a link again); a count reaching
+   * zero leaves the free to the collector */
+  FLAG_UNREACHABLE = 0x04,
   /* deeper than this, frees wait on the thread's pending list */
   DEALLOC_DEPTH = 64,
 };
 
 typedef struct gc_head {
-  struct gc_head *next, *prev;
+  struct gc_head *next;
+  union {
+    struct gc_head *prev;
+    uintptr_t gc_refs; /* while FLAG_COLLECTING and not FLAG_UNREACHABLE */
+  };
   const pa_gc_type *type;
   uint32_t refcnt;
   uint16_t runtime;
-  uint8_t generation; /* 0..2, or GC_UNTRACKED */
+  uint8_t generation; /* 0..2, GC_EXAMINED or GC_UNTRACKED */
   uint8_t flags;
-  intptr_t gc_refs;
 } gc_head;
-_Static_assert(sizeof(gc_head) == 40, "the header poolalloc.h promises");
+_Static_assert(sizeof(gc_head) == 32, "the header poolalloc.h promises");
+/* its tail is poolalloc.h's pa_gc_object_state, for the inline counts */
+_Static_assert(offsetof(gc_head, refcnt) ==
+                   sizeof(gc_head) - sizeof(struct pa_gc_object_state) +
+                       offsetof(struct pa_gc_object_state, refcount) &&
+                   offsetof(gc_head, runtime) ==
+                       offsetof(gc_head, refcnt) + offsetof(struct pa_gc_object_state, runtime) &&
+                   offsetof(gc_head, generation) ==
+                       offsetof(gc_head, refcnt) + offsetof(struct pa_gc_object_state, generation) &&
+                   offsetof(gc_head, flags) ==
+                       offsetof(gc_head, refcnt) + offsetof(struct pa_gc_object_state, flags),
+               "gc_head ends with pa_gc_object_state");
 
 struct pa_gc_runtime {
   uint16_t id;
   bool enabled, collecting;
+  /* a traverse named a bad pointer in this collection: the later passes
+   * check every referent again instead of trusting the first */
+  bool bad_referent;
+  /* referents in this arena (key: address >> PA_ARENA_BITS) are readable:
+   * no arena is released while a collection walks */
+  uintptr_t readable_arena;
   unsigned thresholds[PA_GC_GENERATIONS];
   /* generation 0: tracked allocations minus frees since its last
    * collection; generation i: collections of i - 1 since its last one */
   size_t counts[PA_GC_GENERATIONS];
   gc_head generations[PA_GC_GENERATIONS];
+  size_t sizes[PA_GC_GENERATIONS]; /* objects in each */
+  /* the oldest generation's size after its last collection */
+  size_t long_lived_total;
   struct pa_gc_stats stats;
   void **resurrected; /* held references (pa_gc_resurrected) */
   size_t nresurrected, resurrected_room;
@@ -85,7 +119,7 @@ static struct {
 static _Thread_local struct {
   gc_head *pending;
   unsigned depth;
-} dealloc;
+} dealloc __attribute__((tls_model("initial-exec")));
 
 static gc_head *head_of(const void *obj) { return (gc_head *)obj - 1; }
 static void *object_of(gc_head *head) { return head + 1; }
@@ -133,38 +167,44 @@ static void report(const char *what, const void *obj, const char *detail) {
   debug_misuse_end();
 }
 
-/* Whether the header is readable without faulting: pool blocks always are,
- * others are asked of the OS. */
-static bool head_readable(const gc_head *head) {
-  if ((uintptr_t)head % 8 != 0) return false;
-  return pa_arena_of(head) != NULL || os_is_mapped(head, sizeof *head);
-}
-
 /* ---- Freeing --------------------------------------------------------------- */
 
+/* Any tracked object's free counts against generation 0's allocations,
+ * as in CPython. */
 static void object_untrack(gc_head *head) {
   if (head->generation == GC_UNTRACKED) return;
   list_unlink(head);
   pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-  if (rt && head->generation == 0 && rt->counts[0] > 0) rt->counts[0]--;
+  if (rt) {
+    if (head->generation < PA_GC_GENERATIONS) rt->sizes[head->generation]--;
+    if (rt->counts[0] > 0) rt->counts[0]--;
+  }
   head->generation = GC_UNTRACKED;
+}
+
+static void count_free(const gc_head *head) {
+  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
+  if (rt == NULL) return;
+  if (rt->collecting)
+    rt->stats.freed_by_collector++;
+  else
+    rt->stats.freed_by_refcount++;
+}
+
+static void block_free(gc_head *head) {
+  head->flags = 0;
+  pa_free_fast(PA_DOMAIN_OBJ, head);
 }
 
 /* head is untracked, with a count of 0: its references go, then its block. */
 static void object_release(gc_head *head) {
   if (head->type->clear) head->type->clear(object_of(head));
-  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-  if (rt) {
-    if (rt->collecting)
-      rt->stats.freed_by_collector++;
-    else
-      rt->stats.freed_by_refcount++;
-  }
-  head->flags = 0;
-  pa_obj_free(head);
+  count_free(head);
+  block_free(head);
 }
 
 static void object_dealloc(gc_head *head) {
+  if (head->flags & FLAG_UNREACHABLE) return; /* the collector frees it */
   if (head->type->finalize && !(head->flags & FLAG_FINALIZED)) {
     head->flags |= FLAG_FINALIZED;
     pa_gc_runtime *rt = runtimes.by_id[head->runtime];
@@ -190,29 +230,13 @@ static void object_dealloc(gc_head *head) {
   dealloc.depth--;
 }
 
-/* obj's header, or NULL (reported) when obj is not a live object. */
-static gc_head *live_head(void *obj, const char *caller) {
-  gc_head *head = head_of(obj);
-  if (__builtin_expect(head_alive(head), 1)) return head;
-  report(caller, obj, "not a live object (freed already?)");
-  return NULL;
-}
+PA_ENTRY void pa_gc_dealloc(void *obj) { object_dealloc(head_of(obj)); }
 
-PA_ENTRY void pa_incref(void *obj) {
-  if (obj == NULL) return;
-  gc_head *head = live_head(obj, "pa_incref");
-  if (head) head->refcnt++;
-}
-
-PA_ENTRY void pa_decref(void *obj) {
-  if (obj == NULL) return;
-  gc_head *head = live_head(obj, "pa_decref");
-  if (head == NULL) return;
-  if (__builtin_expect(head->refcnt == 0, 0)) {
-    report("pa_decref", obj, "reference count below zero");
-    return;
-  }
-  if (--head->refcnt == 0) object_dealloc(head);
+void pa_gc_misuse(void *obj, const char *caller) {
+  if (!head_alive(head_of(obj)))
+    report(caller, obj, "not a live object (freed already?)");
+  else
+    report(caller, obj, "reference count below zero");
 }
 
 size_t pa_refcount(const void *obj) { return obj ? head_of(obj)->refcnt : 0; }
@@ -220,102 +244,202 @@ const pa_gc_type *pa_gc_type_of(const void *obj) { return obj ? head_of(obj)->ty
 
 /* ---- Collection ------------------------------------------------------------ */
 
-/* A referent traverse reported: a live object of this runtime, or reported
- * (once: in the subtracting pass) and ignored. */
-static gc_head *referent_head(pa_gc_runtime *rt, void *referent, bool report_bad) {
+/* Whether the header is readable without faulting: pool blocks always are,
+ * others are asked of the OS. */
+static bool head_readable(pa_gc_runtime *rt, const gc_head *head) {
+  if ((uintptr_t)head % 8 != 0) return false;
+  if (pa_arena_of(head) != NULL) {
+    rt->readable_arena = (uintptr_t)head >> PA_ARENA_BITS;
+    return true;
+  }
+  return os_is_mapped(head, sizeof *head);
+}
+
+/* The runtime, generation and flags of a header as one word: a live
+ * object of runtime `id` has these bits of it. */
+static uint32_t state_word(const gc_head *head) {
+  uint32_t word;
+  memcpy(&word, &head->runtime, sizeof word);
+  return word;
+}
+static uint32_t state_expected(const pa_gc_runtime *rt) {
+  gc_head model = {.runtime = rt->id, .flags = FLAG_ALIVE};
+  return state_word(&model);
+}
+static uint32_t state_mask(void) {
+  gc_head model = {.runtime = UINT16_MAX, .flags = FLAG_ALIVE_MASK};
+  return state_word(&model);
+}
+
+/* A referent traverse reported is a live object of this runtime: the
+ * common case (its arena seen already) inline, the rest here; a bad one
+ * is reported (once: report_bad in the first pass) and ignored. */
+__attribute__((noinline)) static bool referent_checked_slow(pa_gc_runtime *rt, void *referent,
+                                                           bool report_bad) {
+  if (referent == NULL) return false;
   gc_head *head = head_of(referent);
-  if (head_readable(head) && head_alive(head) && head->runtime == rt->id) return head;
+  if (head_readable(rt, head) && (state_word(head) & state_mask()) == state_expected(rt))
+    return true;
+  rt->bad_referent = true;
   if (report_bad) {
     char detail[160];
     snprintf(detail, sizeof detail, "traverse reported %p, which is not a live object of this runtime",
              referent);
     report("pa_gc_collect", rt, detail);
   }
-  return NULL;
+  return false;
 }
 
-struct visit_args {
+static inline bool referent_checked(pa_gc_runtime *rt, uint32_t expected, void *referent,
+                                    bool report_bad) {
+  const gc_head *head = head_of(referent);
+  if (__builtin_expect(((uintptr_t)head >> PA_ARENA_BITS) == rt->readable_arena &&
+                           (state_word(head) & state_mask()) == expected,
+                       1))
+    return true;
+  return referent_checked_slow(rt, referent, report_bad);
+}
+
+__attribute__((noinline)) static void report_overcount(void *referent) {
+  report("pa_gc_collect", referent, "traverse reports more references to it than its count");
+}
+
+static void examine(gc_head *head) {
+  head->gc_refs = head->refcnt;
+  head->flags = (uint8_t)((head->flags & ~FLAG_UNREACHABLE) | FLAG_COLLECTING);
+}
+
+struct subtract_args {
   pa_gc_runtime *rt;
-  gc_head *list;
+  uint32_t expected; /* state_expected(rt) */
+  /* objects of generations up to this one are under examination, and are
+   * examined when first met; -1: all were examined beforehand */
+  int generation;
 };
 
 static void visit_subtract(void *referent, void *arg) {
-  if (referent == NULL) return;
-  gc_head *head = referent_head(arg, referent, true);
-  if (head && (head->flags & FLAG_COLLECTING)) head->gc_refs--;
+  const struct subtract_args *args = arg;
+  if (!referent_checked(args->rt, args->expected, referent, true)) return;
+  gc_head *head = head_of(referent);
+  if (!(head->flags & FLAG_COLLECTING)) {
+    if ((int)head->generation > args->generation) return;
+    examine(head);
+  }
+  if (__builtin_expect(head->gc_refs == 0, 0)) {
+    report_overcount(referent);
+    return;
+  }
+  head->gc_refs--;
 }
 
-/* A reachable object reaches this one: if it was moved to the unreachable
- * list it comes back (at the tail, to be scanned in turn); if it was not
- * scanned yet, the scan will find it reachable. */
+/* Steps 1-2: every object of list (generations up to `generation`, or -1:
+ * whatever it holds) gets its count of outside references in gc_refs; its
+ * prev links are lost until move_unreachable.  Returns how many there
+ * are.  Objects are examined when the walk or a reference first meets
+ * them, so the list is walked once. */
+static size_t count_outside_references(pa_gc_runtime *rt, gc_head *list, int generation) {
+  struct subtract_args args = {rt, state_expected(rt), generation};
+  size_t examined = 0;
+  rt->readable_arena = UINTPTR_MAX; /* none yet */
+  if (generation < 0)
+    for (gc_head *h = list->next; h != list; h = h->next) examine(h);
+  for (gc_head *h = list->next; h != list; h = h->next, examined++) {
+    if (!(h->flags & FLAG_COLLECTING)) examine(h);
+    h->type->traverse(object_of(h), visit_subtract, &args);
+  }
+  return examined;
+}
+
+struct reach_args {
+  pa_gc_runtime *rt;
+  gc_head *young; /* move_unreachable's list, reachable objects at its tail */
+};
+
+/* A reachable object reaches this one.  Already scanned (no longer
+ * COLLECTING) or outside the examined set: nothing to do.  Moved to the
+ * unreachable list: back it comes, to the tail of young, to be scanned in
+ * turn.  Not scanned yet: the scan will find it reachable. */
 static void visit_reachable(void *referent, void *arg) {
-  const struct visit_args *args = arg;
+  const struct reach_args *args = arg;
   if (referent == NULL) return;
-  gc_head *head = referent_head(args->rt, referent, false);
-  if (head == NULL || !(head->flags & FLAG_COLLECTING)) return;
+  gc_head *head = head_of(referent);
+  /* the subtracting pass checked (and reported) every referent */
+  if (__builtin_expect(args->rt->bad_referent, 0) &&
+      !referent_checked_slow(args->rt, referent, false))
+    return;
+  if (!(head->flags & FLAG_COLLECTING)) return;
   if (head->flags & FLAG_UNREACHABLE) {
     head->flags &= (uint8_t)~FLAG_UNREACHABLE;
-    list_move(head, args->list);
+    head->refcnt--; /* move_unreachable's hold */
+    list_unlink(head);
+    /* young's tail is the walk's last object: its prev is a count, but
+     * appending writes only its next */
+    gc_head *last = args->young->prev;
+    last->next = head;
+    head->next = args->young;
+    args->young->prev = head;
     head->gc_refs = 1;
   } else if (head->gc_refs == 0) {
     head->gc_refs = 1;
   }
 }
 
-static void traverse_all(gc_head *list, pa_gc_visit visit, void *arg) {
-  for (gc_head *h = list->next; h != list; h = h->next) h->type->traverse(object_of(h), visit, arg);
-}
-
-/* Steps 1-3 on `list`: what stays in it is reachable, the rest goes to
- * unreachable.  Returns how many were examined. */
-static size_t find_unreachable(pa_gc_runtime *rt, gc_head *list, gc_head *unreachable) {
-  size_t examined = 0;
-  for (gc_head *h = list->next; h != list; h = h->next, examined++) {
-    h->gc_refs = h->refcnt;
-    h->flags = (uint8_t)((h->flags & ~FLAG_UNREACHABLE) | FLAG_COLLECTING);
-  }
-  traverse_all(list, visit_subtract, rt);
-  struct visit_args args = {rt, list};
-  gc_head *h = list->next;
-  while (h != list) {
+/* Step 3 (CPython's move_unreachable): one walk of young; what it leaves
+ * there is reachable, marked generation `survivor_generation`, with its
+ * prev links back; the rest is in unreachable, marked FLAG_UNREACHABLE and
+ * GC_EXAMINED, and held (a count more), so that clearing the garbage
+ * never takes a count to zero.  Returns how many are reachable;
+ * *finalizers tells whether an object found unreachable has a finalizer
+ * still to run. */
+static size_t move_unreachable(pa_gc_runtime *rt, gc_head *young, gc_head *unreachable,
+                               unsigned survivor_generation, bool *finalizers) {
+  struct reach_args args = {rt, young};
+  size_t reachable = 0;
+  bool finalize = false;
+  gc_head *prev = young;
+  gc_head *h = young->next;
+  while (h != young) {
     if (h->gc_refs > 0) {
+      /* traverse may append to young after h: h->next is read after */
       h->type->traverse(object_of(h), visit_reachable, &args);
-      h = h->next;
+      h->prev = prev;
+      h->flags &= (uint8_t)~FLAG_COLLECTING;
+      h->generation = (uint8_t)survivor_generation;
+      prev = h;
+      reachable++;
     } else {
-      gc_head *next = h->next;
-      list_move(h, unreachable);
+      prev->next = h->next;
       h->flags |= FLAG_UNREACHABLE;
-      h = next;
+      h->generation = GC_EXAMINED;
+      h->refcnt++;
+      finalize |= h->type->finalize != NULL && !(h->flags & FLAG_FINALIZED);
+      list_append(h, unreachable);
     }
+    h = prev->next;
   }
-  return examined;
+  young->prev = prev;
+  *finalizers = finalize;
+  return reachable;
 }
 
-/* Survivors join generation `to`. */
-static void survive(gc_head *list, gc_head *to, unsigned generation) {
-  for (gc_head *h = list->next; h != list; h = h->next) {
-    h->flags &= (uint8_t)~(FLAG_COLLECTING | FLAG_UNREACHABLE);
-    h->generation = (uint8_t)generation;
-  }
-  list_merge(list, to);
-}
-
-/* Step 4: returns whether any finalizer ran; the objects still alive are
- * left in `finalized`. */
-static bool run_finalizers(pa_gc_runtime *rt, gc_head *unreachable, gc_head *finalized) {
-  bool any = false;
+/* Step 4: runs the finalizers still to run; the objects still alive
+ * afterwards are left in `finalized`.  Holds go first, as finalizers may
+ * drop the last outside references; the objects not moved yet keep
+ * FLAG_UNREACHABLE: a finalizer dropping one to zero leaves it to the
+ * collector, which examines it again with the others. */
+static void run_finalizers(pa_gc_runtime *rt, gc_head *unreachable, gc_head *finalized) {
+  for (gc_head *h = unreachable->next; h != unreachable; h = h->next) h->refcnt--;
   while (!list_empty(unreachable)) {
     gc_head *h = unreachable->next;
     list_move(h, finalized);
+    h->flags &= (uint8_t)~FLAG_UNREACHABLE;
     if (h->type->finalize == NULL || (h->flags & FLAG_FINALIZED)) continue;
-    any = true;
     h->refcnt++;
     h->flags |= FLAG_FINALIZED;
     rt->stats.finalized++;
     h->type->finalize(object_of(h));
     pa_decref(object_of(h));
   }
-  return any;
 }
 
 static void resurrected_hold(pa_gc_runtime *rt, gc_head *list) {
@@ -332,18 +456,29 @@ static void resurrected_hold(pa_gc_runtime *rt, gc_head *list) {
   }
 }
 
-/* Step 5: each object is held while its references are cleared, then let
- * go; clearing one frees others of the list, which unlink themselves. */
-static void delete_garbage(gc_head *garbage, gc_head *old, unsigned old_generation) {
-  while (!list_empty(garbage)) {
-    gc_head *h = garbage->next;
-    h->refcnt++;
-    h->type->clear(object_of(h));
-    h->flags &= (uint8_t)~(FLAG_COLLECTING | FLAG_UNREACHABLE);
-    h->generation = (uint8_t)old_generation;
-    list_move(h, old);
-    pa_decref(object_of(h));
+/* Step 5.  Clearing drops the references between garbage objects (held,
+ * so none is freed while others may still point to it) and those to the
+ * outside (which may free outside objects now); then the garbage is freed.
+ * An object counted more than its hold was stored somewhere by a clear:
+ * cleared but alive, it joins generation `older`. */
+static void delete_garbage(pa_gc_runtime *rt, gc_head *garbage, unsigned older) {
+  for (gc_head *h = garbage->next; h != garbage; h = h->next) h->type->clear(object_of(h));
+  gc_head *h = garbage->next;
+  while (h != garbage) {
+    gc_head *next = h->next;
+    if (h->refcnt <= 1) { /* 0: some clear dropped a reference too many */
+      rt->stats.freed_by_collector++;
+      block_free(h);
+    } else {
+      h->refcnt--;
+      h->flags &= (uint8_t)~(FLAG_COLLECTING | FLAG_UNREACHABLE);
+      h->generation = (uint8_t)older;
+      list_append(h, &rt->generations[older]);
+      rt->sizes[older]++;
+    }
+    h = next;
   }
+  list_init(garbage);
 }
 
 static uint64_t now_ns(void) {
@@ -352,33 +487,50 @@ static uint64_t now_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* Steps 4-5 on what step 3 found unreachable; returns how many finalizers
+ * resurrected. */
+static size_t free_unreachable(pa_gc_runtime *rt, gc_head *unreachable, bool finalizers,
+                               unsigned older) {
+  if (!finalizers) {
+    delete_garbage(rt, unreachable, older);
+    return 0;
+  }
+  gc_head finalized, garbage;
+  list_init(&finalized);
+  list_init(&garbage);
+  run_finalizers(rt, unreachable, &finalized);
+  count_outside_references(rt, &finalized, -1);
+  bool unused;
+  size_t resurrected = move_unreachable(rt, &finalized, &garbage, older, &unused);
+  resurrected_hold(rt, &finalized);
+  list_merge(&finalized, &rt->generations[older]);
+  rt->sizes[older] += resurrected;
+  delete_garbage(rt, &garbage, older);
+  return resurrected;
+}
+
 static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   uint64_t start = now_ns();
   pa_gc_resurrected_clear(rt);
   rt->collecting = true;
+  rt->bad_referent = false;
   size_t freed_before = rt->stats.freed_by_collector;
-  for (unsigned i = 0; i < gen; i++) list_merge(&rt->generations[i], &rt->generations[gen]);
-  gc_head *young = &rt->generations[gen];
   unsigned older = gen + 1 < PA_GC_GENERATIONS ? gen + 1 : gen;
-  gc_head survivors, unreachable, finalized, garbage;
-  list_init(&survivors);
+  gc_head young, unreachable;
+  list_init(&young);
   list_init(&unreachable);
-  list_init(&finalized);
-  list_init(&garbage);
-  list_merge(young, &survivors);
-  size_t examined = find_unreachable(rt, &survivors, &unreachable);
-  survive(&survivors, &rt->generations[older], older);
-  size_t resurrected = 0;
-  if (run_finalizers(rt, &unreachable, &finalized)) {
-    find_unreachable(rt, &finalized, &garbage);
-    for (gc_head *h = finalized.next; h != &finalized; h = h->next) resurrected++;
-    resurrected_hold(rt, &finalized);
-    survive(&finalized, &rt->generations[older], older);
-  } else {
-    list_merge(&finalized, &garbage);
+  for (unsigned i = 0; i <= gen; i++) {
+    list_merge(&rt->generations[i], &young);
+    rt->sizes[i] = 0;
   }
-  delete_garbage(&garbage, &rt->generations[older], older);
+  size_t examined = count_outside_references(rt, &young, (int)gen);
+  bool finalizers;
+  size_t survivors = move_unreachable(rt, &young, &unreachable, older, &finalizers);
+  list_merge(&young, &rt->generations[older]);
+  rt->sizes[older] += survivors;
+  size_t resurrected = free_unreachable(rt, &unreachable, finalizers, older);
 
+  if (gen == PA_GC_GENERATIONS - 1) rt->long_lived_total = rt->sizes[gen];
   for (unsigned i = 0; i <= gen; i++) rt->counts[i] = 0;
   if (gen + 1 < PA_GC_GENERATIONS) rt->counts[gen + 1]++;
   struct pa_gc_generation_stats *g = &rt->stats.generations[gen];
@@ -391,13 +543,20 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   return rt->stats.freed_by_collector - freed_before;
 }
 
-/* The oldest generation over its threshold, as CPython chooses. */
+/* The oldest generation over its threshold, as CPython chooses; the
+ * oldest only once it has grown by a quarter since its last collection
+ * (CPython counts what joined it; what died since by counting is not
+ * counted here, so a program whose old objects die young does not walk
+ * its live heap for them). */
 static void collect_generations(pa_gc_runtime *rt) {
-  for (int gen = PA_GC_GENERATIONS - 1; gen >= 0; gen--)
-    if (rt->counts[gen] > rt->thresholds[gen]) {
-      collect(rt, (unsigned)gen);
-      return;
-    }
+  for (int gen = PA_GC_GENERATIONS - 1; gen >= 0; gen--) {
+    if (rt->counts[gen] <= rt->thresholds[gen]) continue;
+    if (gen == PA_GC_GENERATIONS - 1 &&
+        rt->sizes[gen] < rt->long_lived_total + rt->long_lived_total / 4)
+      continue;
+    collect(rt, (unsigned)gen);
+    return;
+  }
 }
 
 PA_ENTRY size_t pa_gc_collect(pa_gc_runtime *rt, int gen) {
@@ -428,10 +587,11 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
     return NULL;
   }
   bool tracked = type->traverse != NULL;
-  if (tracked && rt->enabled && !rt->collecting && rt->counts[0] > rt->thresholds[0])
+  if (tracked && rt->counts[0] > rt->thresholds[0] && rt->enabled && !rt->collecting)
     collect_generations(rt);
-  gc_head *head = pa_obj_calloc(1, size);
+  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
   if (head == NULL) return NULL;
+  memset(object_of(head), 0, size - sizeof *head);
   head->type = type;
   head->refcnt = 1;
   head->runtime = rt->id;
@@ -440,6 +600,7 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
   if (tracked) {
     head->generation = 0;
     list_append(head, &rt->generations[0]);
+    rt->sizes[0]++;
     rt->counts[0]++;
   }
   rt->stats.created++;
@@ -510,8 +671,7 @@ PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {
   while (!list_empty(&cleared)) {
     gc_head *h = cleared.next;
     list_unlink(h);
-    h->flags = 0;
-    pa_obj_free(h);
+    block_free(h);
   }
   pthread_mutex_lock(&runtimes.lock);
   runtimes.by_id[rt->id] = NULL;
@@ -527,10 +687,8 @@ void pa_gc_stats_get(const pa_gc_runtime *rt, struct pa_gc_stats *out) {
   out->objects = out->created - out->freed_by_refcount - out->freed_by_collector;
   out->tracked = 0;
   for (int i = 0; i < PA_GC_GENERATIONS; i++) {
-    size_t n = 0;
-    for (const gc_head *h = rt->generations[i].next; h != &rt->generations[i]; h = h->next) n++;
-    out->generation_sizes[i] = n;
-    out->tracked += n;
+    out->generation_sizes[i] = rt->sizes[i];
+    out->tracked += rt->sizes[i];
   }
 }
 
