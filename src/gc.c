@@ -171,24 +171,11 @@ static void report(const char *what, const void *obj, const char *detail) {
 
 /* Any tracked object's free counts against generation 0's allocations,
  * as in CPython. */
-static void object_untrack(gc_head *head) {
-  if (head->generation == GC_UNTRACKED) return;
+static void object_untrack(pa_gc_runtime *rt, gc_head *head) {
   list_unlink(head);
-  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-  if (rt) {
-    if (head->generation < PA_GC_GENERATIONS) rt->sizes[head->generation]--;
-    if (rt->counts[0] > 0) rt->counts[0]--;
-  }
+  if (head->generation < PA_GC_GENERATIONS) rt->sizes[head->generation]--;
+  if (rt->counts[0] > 0) rt->counts[0]--;
   head->generation = GC_UNTRACKED;
-}
-
-static void count_free(const gc_head *head) {
-  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-  if (rt == NULL) return;
-  if (rt->collecting)
-    rt->stats.freed_by_collector++;
-  else
-    rt->stats.freed_by_refcount++;
 }
 
 static void block_free(gc_head *head) {
@@ -197,35 +184,47 @@ static void block_free(gc_head *head) {
 }
 
 /* head is untracked, with a count of 0: its references go, then its block. */
-static void object_release(gc_head *head) {
+static void object_release(pa_gc_runtime *rt, gc_head *head) {
   if (head->type->clear) head->type->clear(object_of(head));
-  count_free(head);
+  if (rt->collecting)
+    rt->stats.freed_by_collector++;
+  else
+    rt->stats.freed_by_refcount++;
   block_free(head);
+}
+
+/* Runs head's finalizer (its count at zero); returns whether the finalizer
+ * stored it somewhere, which resurrects it. */
+static bool finalize_resurrects(pa_gc_runtime *rt, gc_head *head) {
+  head->flags |= FLAG_FINALIZED;
+  rt->stats.finalized++;
+  head->refcnt = 1;
+  head->type->finalize(object_of(head));
+  return --head->refcnt != 0;
 }
 
 static void object_dealloc(gc_head *head) {
   if (head->flags & FLAG_UNREACHABLE) return; /* the collector frees it */
-  if (head->type->finalize && !(head->flags & FLAG_FINALIZED)) {
-    head->flags |= FLAG_FINALIZED;
-    pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-    if (rt) rt->stats.finalized++;
-    head->refcnt = 1;
-    head->type->finalize(object_of(head));
-    if (--head->refcnt != 0) return; /* the finalizer stored it: resurrected */
+  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
+  if (__builtin_expect(rt == NULL, 0)) {
+    report("pa_decref", object_of(head), "an object of a destroyed runtime");
+    return;
   }
-  object_untrack(head);
+  if (head->type->finalize && !(head->flags & FLAG_FINALIZED) && finalize_resurrects(rt, head))
+    return;
+  if (head->generation != GC_UNTRACKED) object_untrack(rt, head);
   if (dealloc.depth >= DEALLOC_DEPTH) {
     head->next = dealloc.pending;
     dealloc.pending = head;
     return;
   }
   dealloc.depth++;
-  object_release(head);
+  object_release(rt, head);
   if (dealloc.depth == 1)
     while (dealloc.pending) {
       gc_head *next = dealloc.pending;
       dealloc.pending = next->next;
-      object_release(next);
+      object_release(runtimes.by_id[next->runtime], next);
     }
   dealloc.depth--;
 }
@@ -575,6 +574,24 @@ int pa_gc_is_enabled(const pa_gc_runtime *rt) { return rt->enabled; }
 
 /* ---- Objects --------------------------------------------------------------- */
 
+/* Zeroes n bytes: up to 64 with two overlapping fixed-size stores each,
+ * which the compiler inlines (a call to memset costs more than an object
+ * of a few words). */
+static void object_zero(char *p, size_t n) {
+  if (n >= 32 && n <= 64) {
+    memset(p, 0, 32);
+    memset(p + n - 32, 0, 32);
+  } else if (n >= 16 && n < 32) {
+    memset(p, 0, 16);
+    memset(p + n - 16, 0, 16);
+  } else if (n >= 8 && n < 16) {
+    memset(p, 0, 8);
+    memset(p + n - 8, 0, 8);
+  } else {
+    memset(p, 0, n);
+  }
+}
+
 PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t extra) {
   size_t size;
   if (rt == NULL || type == NULL || (type->traverse && type->clear == NULL)) {
@@ -591,19 +608,20 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
     collect_generations(rt);
   gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
   if (head == NULL) return NULL;
-  memset(object_of(head), 0, size - sizeof *head);
+  object_zero(object_of(head), size - sizeof *head);
   head->type = type;
   head->refcnt = 1;
   head->runtime = rt->id;
   head->flags = FLAG_ALIVE;
-  head->generation = GC_UNTRACKED;
-  if (tracked) {
-    head->generation = 0;
-    list_append(head, &rt->generations[0]);
-    rt->sizes[0]++;
-    rt->counts[0]++;
-  }
   rt->stats.created++;
+  if (!tracked) {
+    head->generation = GC_UNTRACKED;
+    return object_of(head);
+  }
+  head->generation = 0;
+  list_append(head, &rt->generations[0]);
+  rt->sizes[0]++;
+  rt->counts[0]++;
   return object_of(head);
 }
 
