@@ -205,11 +205,7 @@ static bool finalize_resurrects(pa_gc_runtime *rt, gc_head *head) {
 
 static void object_dealloc(gc_head *head) {
   if (head->flags & FLAG_UNREACHABLE) return; /* the collector frees it */
-  pa_gc_runtime *rt = runtimes.by_id[head->runtime];
-  if (__builtin_expect(rt == NULL, 0)) {
-    report("pa_decref", object_of(head), "an object of a destroyed runtime");
-    return;
-  }
+  pa_gc_runtime *rt = runtimes.by_id[head->runtime]; /* objects die before it */
   if (head->type->finalize && !(head->flags & FLAG_FINALIZED) && finalize_resurrects(rt, head))
     return;
   if (head->generation != GC_UNTRACKED) object_untrack(rt, head);

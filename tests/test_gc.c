@@ -269,6 +269,91 @@ static void test_finalizers(void) {
   pa_gc_runtime_destroy(rt);
 }
 
+/* A clear may store an object of the garbage it is part of: that object
+ * survives, cleared, and goes when its last reference does. */
+static struct node *kept_by_clear;
+static void keeper_clear(void *obj) {
+  struct node *n = obj;
+  if (kept_by_clear == NULL && n->slot[0] != NULL) {
+    kept_by_clear = n->slot[0];
+    pa_incref(kept_by_clear);
+  }
+  node_clear(obj);
+}
+
+/* A finalizer dropping its object's references, which frees another
+ * object of the same garbage while finalizers run. */
+static void dropping_finalize(void *obj) {
+  node_finalize(obj);
+  node_clear(obj);
+}
+
+static void test_collector_edges(void) {
+  static const pa_gc_type keeper = {"keeper", sizeof(struct node), node_traverse, keeper_clear, NULL};
+  static const pa_gc_type dropping = {"dropping", sizeof(struct node), node_traverse, node_clear,
+                                      dropping_finalize};
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_disable(rt);
+  struct node *a = new_node(rt, &keeper), *b = new_node(rt, &keeper);
+  link_both(a, b);
+  pa_decref(a);
+  pa_decref(b);
+  kept_by_clear = NULL;
+  CHECK_EQ(pa_gc_collect(rt, 0), 1);
+  CHECK(kept_by_clear == b);
+  CHECK_EQ(pa_refcount(b), 1);
+  CHECK(b->slot[0] == NULL); /* cleared, but alive */
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.objects, 1);
+  CHECK_EQ(s.generation_sizes[1], 1);
+  pa_decref(kept_by_clear);
+  CHECK_EQ(alive(rt), 0);
+
+  struct node *d = new_node(rt, &dropping), *p = new_node(rt, &plain_type);
+  link_both(d, p);
+  int idd = d->id;
+  pa_decref(d);
+  pa_decref(p);
+  CHECK_EQ(pa_gc_collect(rt, 2), 2);
+  CHECK_EQ(finalized_count[idd], 1);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.tracked, 0);
+  CHECK_EQ(s.generations[2].resurrected, 0);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* The oldest generation is collected automatically only once it has grown
+ * by a quarter since its last collection. */
+static void test_long_lived(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{10, 1, 1}});
+  enum { OLD = 1000, BATCH = 20, MORE = 400 };
+  static struct node *old[OLD + MORE];
+  for (int i = 0; i < OLD; i++) old[i] = new_node(rt, &plain_type);
+  pa_gc_collect(rt, 2);
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generation_sizes[2], OLD);
+  size_t full = s.generations[2].collections, young = s.generations[0].collections;
+  for (int round = 0; round < 200; round++) { /* young objects dying by counting */
+    struct node *batch[BATCH];
+    for (int i = 0; i < BATCH; i++) batch[i] = new_node(rt, &plain_type);
+    for (int i = 0; i < BATCH; i++) pa_decref(batch[i]);
+  }
+  pa_gc_stats_get(rt, &s);
+  CHECK(s.generations[0].collections > young + 100);
+  CHECK_EQ(s.generations[2].collections, full); /* the old generation did not grow */
+  for (int i = OLD; i < OLD + MORE; i++) old[i] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK(s.generations[2].collections > full); /* it grew by more than a quarter */
+  for (int i = 0; i < OLD + MORE; i++) pa_decref(old[i]);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.tracked, 0);
+  pa_gc_runtime_destroy(rt);
+}
+
 /* A list of a million cells dropped at once: freed without a million
  * nested calls. */
 static void test_deep(void) {
@@ -348,7 +433,7 @@ static void test_random_graph(void) {
   memset(dead, 0, sizeof dead);
   memset(finalized_count, 0, sizeof finalized_count);
   m.first = next_id;
-  int wrong_full = 0, lost = 0, collections = 0;
+  int wrong_full = 0, lost = 0, collections = 0, wrong_sizes = 0;
   for (int op = 0; op < 30000 && m.first + m.count < MODEL_OBJECTS; op++) {
     model_reach(&m);
     unsigned choice = (unsigned)(check_random(&random) % 100);
@@ -391,6 +476,9 @@ static void test_random_graph(void) {
       int gen = (int)(check_random(&random) % 3);
       pa_gc_collect(rt, gen);
       collections++;
+      struct pa_gc_stats s;
+      pa_gc_stats_get(rt, &s);
+      wrong_sizes += s.tracked != s.objects; /* every node is tracked */
       model_reach(&m);
       for (int i = m.first; i < m.first + m.count; i++) {
         lost += m.reachable[i] && dead[i];
@@ -402,6 +490,7 @@ static void test_random_graph(void) {
   for (int i = m.first; i < m.first + m.count; i++) lost += m.reachable[i] && dead[i];
   CHECK_EQ(lost, 0);
   CHECK_EQ(wrong_full, 0);
+  CHECK_EQ(wrong_sizes, 0);
   CHECK(collections > 500);
   for (int i = m.first; i < m.first + m.count; i++) CHECK(finalized_count[i] <= 1);
   struct pa_gc_stats s;
@@ -453,6 +542,23 @@ static int traverse_bad_pointer(void) {
   return 0;
 }
 
+/* b's one reference, from a, reported twice by a's traverse. */
+static void doubled_traverse(void *obj, pa_gc_visit visit, void *arg) {
+  node_traverse(obj, visit, arg);
+  node_traverse(obj, visit, arg);
+}
+
+static int traverse_overcount(void) {
+  static const pa_gc_type doubled = {"doubled", sizeof(struct node), doubled_traverse, node_clear,
+                                     NULL};
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *a = pa_gc_new(rt, &doubled), *b = pa_gc_new(rt, &plain_type);
+  link_to(a, 0, b);
+  pa_decref(b);
+  pa_gc_collect(rt, 0);
+  return a->slot[0] == b ? 0 : 1; /* nothing lost */
+}
+
 static const struct {
   const char *name;
   int (*run)(void);
@@ -461,6 +567,7 @@ static const struct {
     {"decref_below_zero", decref_below_zero, "reference count below zero"},
     {"use_after_free", use_after_free, "pa_incref(0x"},
     {"traverse_bad_pointer", traverse_bad_pointer, "which is not a live object of this runtime"},
+    {"traverse_overcount", traverse_overcount, "traverse reports more references to it than its count"},
 };
 
 static void test_misuse(const char *argv0) {
@@ -489,6 +596,8 @@ int main(int argc, char **argv) {
   test_shapes();
   test_generations();
   test_finalizers();
+  test_collector_edges();
+  test_long_lived();
   test_deep();
   test_destroy();
   test_random_graph();
