@@ -4,9 +4,12 @@
  *   gc_bench trees DEPTH      binary-trees (the Benchmarks Game's): a
  *                             long-lived tree, and many trees of each depth
  *                             made, checked and dropped
- *   gc_bench graphs ROUNDS    rings of 12 nodes with a cross link each,
+ *   gc_bench graphs ROUNDS [KEPT]
+ *                             rings of 12 nodes with a cross link each,
  *                             most dropped at once, one in 16 kept for a
- *                             while: garbage made of cycles
+ *                             while (the last KEPT of those, 4096 unless
+ *                             given): garbage made of cycles, next to a
+ *                             live heap of 12 * KEPT nodes
  *
  * Built three times: USE_BOEHM (GC_MALLOC, nothing freed by hand),
  * USE_MANUAL (pa_malloc, every node freed by the program, which knows the
@@ -110,7 +113,7 @@ static void trees(int max_depth) {
   tree_drop(long_lived);
 }
 
-enum { RING = 12, KEPT = 4096 };
+enum { RING = 12 };
 
 /* A ring through a, each node's b a node 5 further on; returns its first
  * node (the ring holds a reference to each). */
@@ -143,14 +146,31 @@ static long ring_sum(const struct node *ring) {
   return sum;
 }
 
-static void graphs(long rounds) {
-  static struct node *kept[KEPT];
+/* Where kept rings are held: memory Boehm's collector scans for roots. */
+static struct node **kept_slots(long count) {
+#ifdef USE_BOEHM
+  return GC_MALLOC_UNCOLLECTABLE(count * sizeof(struct node *));
+#else
+  return calloc(count, sizeof(struct node *));
+#endif
+}
+
+static void kept_slots_free(struct node **kept) {
+#ifdef USE_BOEHM
+  GC_FREE(kept);
+#else
+  free(kept);
+#endif
+}
+
+static void graphs(long rounds, long kept_count) {
+  struct node **kept = kept_slots(kept_count);
   long sum = 0;
   for (long r = 0; r < rounds; r++) {
     struct node *ring = ring_make(r);
     sum += ring_sum(ring);
     if (r % 16 == 0) {
-      long slot = (r / 16) % KEPT;
+      long slot = (r / 16) % kept_count;
       if (kept[slot]) {
         sum += ring_sum(kept[slot]);
         ring_drop(kept[slot], RING);
@@ -160,17 +180,18 @@ static void graphs(long rounds) {
       ring_drop(ring, RING);
     }
   }
-  for (long i = 0; i < KEPT; i++)
+  for (long i = 0; i < kept_count; i++)
     if (kept[i]) {
       sum += ring_sum(kept[i]);
       ring_drop(kept[i], RING);
     }
+  kept_slots_free(kept);
   printf("%ld rings, sum %ld\n", rounds, sum);
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: gc_bench trees DEPTH | graphs ROUNDS\n");
+  if (argc < 3 || argc > 4 || (argc == 4 && (argv[1][0] == 't' || atol(argv[3]) < 1))) {
+    fprintf(stderr, "usage: gc_bench trees DEPTH | graphs ROUNDS [KEPT]\n");
     return 2;
   }
 #ifdef USE_BOEHM
@@ -181,7 +202,7 @@ int main(int argc, char **argv) {
   if (argv[1][0] == 't')
     trees(atoi(argv[2]));
   else
-    graphs(atol(argv[2]));
+    graphs(atol(argv[2]), argc == 4 ? atol(argv[3]) : 4096);
 #if !defined(USE_BOEHM) && !defined(USE_MANUAL)
   pa_gc_collect(rt, 2);
   struct pa_gc_stats s;

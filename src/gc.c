@@ -27,13 +27,15 @@
  *   4. finalizers of the unreachable run (once each, PEP 442); if any ran,
  *      steps 1-3 are redone on the unreachable set: what a finalizer made
  *      reachable again is resurrected and survives
- *   5. the rest is garbage: every garbage object is cleared first (their
- *      counts fall, but none is freed while the others still point to
- *      it), then every one whose count is zero is freed
+ *   5. the rest is garbage, each object held (a count more) since step 3:
+ *      every garbage object is cleared first (counts fall, none to zero,
+ *      so no clear meets a freed object), then every one left with only
+ *      its hold is freed
  *   survivors move to generation g + 1.
- * A full collection waits until the objects that reached the oldest
- * generation since the last one are a quarter of those it kept (CPython's
- * long_lived_pending), so a large live heap is not walked again and again.
+ * An automatic full collection waits until the oldest generation has
+ * grown by a quarter since the last one kept it (CPython counts promotions
+ * into it instead, long_lived_pending, even of objects dead since), so a
+ * large live heap is not walked again and again.
  * Objects of a type with no traverse hold no references and are never
  * tracked (CPython's atoms).
  */
