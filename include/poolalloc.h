@@ -581,7 +581,8 @@ struct pa_gc_object_state {
 /* Called by pa_decref when a count reaches zero: finalizes and frees. */
 PA_API void pa_gc_dealloc(void *obj);
 /* Called by pa_incref and pa_decref on misuse (a freed object, a count
- * below zero): reports, and aborts under POOLALLOC_DEBUG. */
+ * below zero or past UINT32_MAX): reports, and aborts under
+ * POOLALLOC_DEBUG; the count is left as it was. */
 PA_API void pa_gc_misuse(void *obj, const char *caller);
 
 #if defined(__GNUC__)
@@ -595,7 +596,7 @@ PA_API void pa_gc_misuse(void *obj, const char *caller);
 static inline void pa_incref(void *obj) {
   if (obj == NULL) return;
   struct pa_gc_object_state *state = (struct pa_gc_object_state *)obj - 1;
-  if (PA_LIKELY((state->flags & PA_GC_ALIVE_MASK) == PA_GC_ALIVE))
+  if (PA_LIKELY((state->flags & PA_GC_ALIVE_MASK) == PA_GC_ALIVE && state->refcount != UINT32_MAX))
     state->refcount++;
   else
     pa_gc_misuse(obj, "pa_incref");

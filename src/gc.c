@@ -230,10 +230,13 @@ static void object_dealloc(gc_head *head) {
 PA_ENTRY void pa_gc_dealloc(void *obj) { object_dealloc(head_of(obj)); }
 
 void pa_gc_misuse(void *obj, const char *caller) {
-  if (!head_alive(head_of(obj)))
+  const gc_head *head = head_of(obj);
+  if (!head_alive(head))
     report(caller, obj, "not a live object (freed already?)");
-  else
+  else if (head->refcnt == 0)
     report(caller, obj, "reference count below zero");
+  else
+    report(caller, obj, "reference count past its limit (UINT32_MAX)");
 }
 
 size_t pa_refcount(const void *obj) { return obj ? head_of(obj)->refcnt : 0; }

@@ -526,6 +526,15 @@ static int use_after_free(void) {
   return 0;
 }
 
+/* A count at its limit: the next incref is reported and not counted. */
+static int incref_overflow(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *n = pa_gc_new(rt, &plain_type);
+  ((struct pa_gc_object_state *)n - 1)->refcount = UINT32_MAX; /* as after 4G increfs */
+  pa_incref(n);
+  return pa_refcount(n) == UINT32_MAX ? 0 : 1;
+}
+
 static void bad_traverse(void *obj, pa_gc_visit visit, void *arg) {
   (void)obj;
   static long not_an_object[8];
@@ -567,6 +576,7 @@ static const struct {
     {"decref_below_zero", decref_below_zero, "reference count below zero"},
     {"use_after_free", use_after_free, "pa_incref(0x"},
     {"traverse_bad_pointer", traverse_bad_pointer, "which is not a live object of this runtime"},
+    {"incref_overflow", incref_overflow, "reference count past its limit"},
     {"traverse_overcount", traverse_overcount, "traverse reports more references to it than its count"},
 };
 
