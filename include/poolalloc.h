@@ -578,7 +578,8 @@ struct pa_gc_object_state {
 #define PA_GC_ALIVE 0xa0
 #define PA_GC_ALIVE_MASK 0xf0
 
-/* Called by pa_decref when a count reaches zero: finalizes and frees. */
+/* Called by pa_decref when a count reaches zero: finalizes and frees (an
+ * object still counted, or freed, is reported and left alone). */
 PA_API void pa_gc_dealloc(void *obj);
 /* Called by pa_incref and pa_decref on misuse (a freed object, a count
  * below zero or past UINT32_MAX): reports, and aborts under

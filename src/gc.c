@@ -227,7 +227,14 @@ static void object_dealloc(gc_head *head) {
   dealloc.depth--;
 }
 
-PA_ENTRY void pa_gc_dealloc(void *obj) { object_dealloc(head_of(obj)); }
+PA_ENTRY void pa_gc_dealloc(void *obj) {
+  gc_head *head = head_of(obj);
+  if (__builtin_expect(!head_alive(head) || head->refcnt != 0, 0)) {
+    report("pa_gc_dealloc", obj, "not a live object with a count of zero");
+    return;
+  }
+  object_dealloc(head);
+}
 
 void pa_gc_misuse(void *obj, const char *caller) {
   const gc_head *head = head_of(obj);

@@ -535,6 +535,13 @@ static int incref_overflow(void) {
   return pa_refcount(n) == UINT32_MAX ? 0 : 1;
 }
 
+static int dealloc_counted(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *n = pa_gc_new(rt, &plain_type);
+  pa_gc_dealloc(n);
+  return pa_refcount(n) == 1 && alive(rt) == 1 ? 0 : 1; /* left alone */
+}
+
 static void bad_traverse(void *obj, pa_gc_visit visit, void *arg) {
   (void)obj;
   static long not_an_object[8];
@@ -577,6 +584,7 @@ static const struct {
     {"use_after_free", use_after_free, "pa_incref(0x"},
     {"traverse_bad_pointer", traverse_bad_pointer, "which is not a live object of this runtime"},
     {"incref_overflow", incref_overflow, "reference count past its limit"},
+    {"dealloc_counted", dealloc_counted, "not a live object with a count of zero"},
     {"traverse_overcount", traverse_overcount, "traverse reports more references to it than its count"},
 };
 
