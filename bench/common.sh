@@ -57,6 +57,14 @@ instructions() {
   echo $(((b - a) / n))
 }
 
+# "i16 | imix | ichurn": instructions per 16-byte pair, per mixed-size pair
+# and per churn operation (alloc_bench), the first columns of run.sh's and
+# secure.sh's tables.
+instruction_columns() { # lib bin pairs
+  local lib=$1 bin=$2 pairs=$3
+  echo "$(instructions "$lib" "$bin" pairs "$pairs" 16) | $(instructions "$lib" "$bin" pairs "$pairs" 0) | $(instructions "$lib" "$bin" churn "$pairs")"
+}
+
 machine_line() {
   echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
 }

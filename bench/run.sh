@@ -48,15 +48,13 @@ table=$out/results.md
 
 row() { # name lib bin
   local name=$1 lib=$2 bin=$3
-  local i16 imix ichurn tc tx rc rx
-  i16=$(instructions "$lib" "$bin" pairs $PAIRS 16)
-  imix=$(instructions "$lib" "$bin" pairs $PAIRS 0)
-  ichurn=$(instructions "$lib" "$bin" churn $PAIRS)
+  local instr tc tx rc rx
+  instr=$(instruction_columns "$lib" "$bin" $PAIRS)
   tc=$(timed_bin "$name-churn" "$lib" "$bin" churn $CHURN)
   tx=$(timed_bin "$name-xthread" "$lib" "$bin" xthread $XTHREAD)
   rc=$(peak_rss_kib "$lib" "$bin" churn $CHURN)
   rx=$(peak_rss_kib "$lib" "$bin" xthread $XTHREAD)
-  echo "| $name | $i16 | $imix | $ichurn | $tc | $tx | $rc | $rx |" | tee -a "$table"
+  echo "| $name | $instr | $tc | $tx | $rc | $rx |" | tee -a "$table"
 }
 
 for name in "${others[@]}"; do

@@ -27,14 +27,12 @@ table=$out/secure.md
 } >"$table"
 row() { # name lib bin
   local name=$1 lib=$2 bin=$3
-  local i16 imix ichurn tc tx rh
-  i16=$(instructions "$lib" "$bin" pairs $PAIRS 16)
-  imix=$(instructions "$lib" "$bin" pairs $PAIRS 0)
-  ichurn=$(instructions "$lib" "$bin" churn $PAIRS)
+  local instr tc tx rh
+  instr=$(instruction_columns "$lib" "$bin" $PAIRS)
   tc=$(timed "secure-$name-churn" env LD_PRELOAD="$lib" "$bin" churn $CHURN)
   tx=$(timed "secure-$name-xthread" env LD_PRELOAD="$lib" "$bin" xthread $XTHREAD)
   rh=$(peak_rss_kib "$lib" "$bin" heap $HEAP)
-  echo "| $name | $i16 | $imix | $ichurn | $tc | $tx | $rh |" | tee -a "$table"
+  echo "| $name | $instr | $tc | $tx | $rh |" | tee -a "$table"
 }
 row glibc "" "$root/build-bench-plain/bench/alloc_bench_libc"
 row poolalloc "" "$root/build-bench-plain/bench/alloc_bench_pa"
