@@ -150,6 +150,17 @@ PA_API void pa_get_arena_allocator(pa_arena_allocator *out);
 /* Returns 0, or -1 with errno EINVAL if a function is NULL. */
 PA_API int pa_set_arena_allocator(const pa_arena_allocator *allocator);
 
+/* Arena decay: an arena whose last pool is freed is kept this many
+ * milliseconds before it goes back to the OS (at the next pool taken from
+ * or returned to any arena), so a structure that dies whole and is built
+ * again reuses warm memory.  The newest wholly free arena is kept beyond
+ * it as a spare; pa_collect() releases them all at once.  The default is
+ * 10, or POOLALLOC_ARENA_DECAY_MS; 0 releases at once.  Sets the delay
+ * (it applies from the next arena event) and returns the previous one;
+ * ms < 0 (or above an hour) only returns it, with errno EINVAL if ms is
+ * not -1. */
+PA_API long pa_arena_decay_ms(long ms);
+
 /* ---- Free lists: object-specific allocators -------------------------------
  *
  * CPython keeps freed floats, lists, dicts and tuples (one list per length)

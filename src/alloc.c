@@ -213,5 +213,5 @@ void pa_collect(void) {
     heap_collect(pa_thread_heap);
   }
   heaps_collect_abandoned();
-  arena_release_spare();
+  arenas_release_empty();
 }

@@ -367,7 +367,7 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
   }
   pool_set_release(&set);
   heap_collect(table->heap);
-  arena_release_spare();
+  arenas_release_empty();
   stats.arenas_released = arenas_released_now() - released_before;
   if (out) *out = stats;
   return stats.pools_released * PA_POOL_SIZE;

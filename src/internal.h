@@ -408,11 +408,16 @@ typedef struct pa_arena {
   void *mapping;              /* what the arena allocator returned: base, or */
   size_t mapping_size;        /* a region twice as large holding it */
   const pa_arena_allocator *source; /* the allocator that made it */
+  uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
 } pa_arena;
 
 pa_pool *arena_take_pool(void);
 void arena_return_pool(pa_pool *pool);
-void arena_release_spare(void);
+/* Releases every wholly free arena now, the spare and the decaying ones. */
+void arenas_release_empty(void);
+/* Releases the wholly free arenas past the decay delay, as a pool taken or
+ * returned would: for a thread that wakes while the program is idle. */
+void arenas_decay_idle(void);
 void arenas_lock(void);
 void arenas_unlock(void);
 pa_arena *arenas_first(void);
@@ -643,12 +648,18 @@ void snapshot_release(struct snapshot *snap);
 /* ---- Options (POOLALLOC_* environment variables) ------------------------- */
 
 #define PA_OPTION_PATH_MAX 512
+/* Arena decay: mimalloc's purge delay by default; at most an hour. */
+#define PA_ARENA_DECAY_DEFAULT_MS 10
+#define PA_ARENA_DECAY_MAX_MS 3600000
 struct pa_options {
   bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
   bool debug;      /* POOLALLOC_DEBUG: debug hooks on every domain */
   int trace;       /* POOLALLOC_TRACE=N: trace allocations, N frames each */
   int sample_ms;   /* POOLALLOC_SAMPLE=MS: sample every MS ms (src/sample.c) */
+  /* POOLALLOC_ARENA_DECAY_MS: how long a wholly free arena waits before
+   * it goes back to the OS (src/arena.c) */
+  long arena_decay_ms;
   /* Paths, "" when unset; %p in them stands for the process id. */
   char sample_path[PA_OPTION_PATH_MAX];   /* POOLALLOC_SAMPLE_FILE */
   char snapshot_path[PA_OPTION_PATH_MAX]; /* POOLALLOC_SNAPSHOT */

@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-struct pa_options pa_options;
+struct pa_options pa_options = {.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS};
 
 /* Where the statistics go at exit: a copy of stderr taken at start-up (some
  * programs close fd 2 before the destructors run, as GNU coreutils'
@@ -75,6 +75,20 @@ static void option_fail_maps(const char *text) {
   os_fail_maps((size_t)first, (size_t)last);
 }
 
+/* POOLALLOC_ARENA_DECAY_MS=MS, 0 to PA_ARENA_DECAY_MAX_MS. */
+static void option_arena_decay(const char *text) {
+  pa_options.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS;
+  if (text == NULL || *text == '\0') return;
+  char *end;
+  long long ms = strtoll(text, &end, 10);
+  if (*end != '\0' || ms < 0 || ms > PA_ARENA_DECAY_MAX_MS) {
+    pa_message("poolalloc: POOLALLOC_ARENA_DECAY_MS=%s ignored: expected 0 to %ld (ms)", text,
+               (long)PA_ARENA_DECAY_MAX_MS);
+    return;
+  }
+  pa_options.arena_decay_ms = (long)ms;
+}
+
 void options_init(void) {
   secure_init();
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
@@ -95,13 +109,16 @@ void options_init(void) {
   option_copy(pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
   option_copy(pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
   option_fail_maps(getenv("POOLALLOC_FAIL_MAPS"));
+  option_arena_decay(getenv("POOLALLOC_ARENA_DECAY_MS"));
   if (pa_options.show_stats && stats_path[0] == '\0')
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (pa_options.verbose)
     pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
-               "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d; "
+               "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d "
+               "POOLALLOC_ARENA_DECAY_MS=%ld; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes%s",
                pa_options.show_stats, pa_options.debug, pa_options.trace, pa_options.sample_ms,
+               pa_options.arena_decay_ms,
                PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE, PA_ARENA_SIZE,
                PA_SECURE ? "; secure build" : "");
 }

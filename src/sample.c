@@ -12,7 +12,9 @@
  *
  * The sampling thread blocks every signal, so signals reach the program's
  * own threads, and never calls malloc: a sample is a statistics walk, a
- * line formatted on the stack and one write(2).
+ * line formatted on the stack and one write(2).  Before each sample it
+ * releases the wholly free arenas past their decay delay (src/arena.c), so
+ * a program that frees its memory and then idles is seen giving it back.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -84,6 +86,7 @@ static void *sampler_main(void *arg) {
                               (long)(pa_options.sample_ms % 1000) * 1000000};
   for (;;) {
     nanosleep(&interval, NULL);
+    arenas_decay_idle();
     pthread_mutex_lock(&sampler.lock);
     if (sampler.stopped) {
       pthread_mutex_unlock(&sampler.lock);

@@ -1,21 +1,34 @@
 /* Arenas: the usable list stays ordered by free pools through any sequence
  * of takes and returns, wholly free arenas go back to the OS (seen in
- * /proc/self/maps), and one spare stops an alloc/free loop at an arena
- * boundary from mapping and unmapping each time. */
+ * /proc/self/maps) once their decay delay is over, are taken back warm
+ * before it, and one spare stops an alloc/free loop at an arena boundary
+ * from mapping and unmapping each time. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "internal.h"
 
+/* Read with open and read, into a static buffer: under Valgrind, the
+ * malloc fopen would call may map memory where a released arena was. */
 static bool mapped(uintptr_t address) {
-  FILE *maps = fopen("/proc/self/maps", "r");
-  unsigned long lo, hi;
-  char line[512];
-  bool found = false;
-  while (!found && fgets(line, sizeof line, maps))
-    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && address >= lo && address < hi) found = true;
-  fclose(maps);
-  return found;
+  static char maps[1 << 16];
+  int fd = open("/proc/self/maps", O_RDONLY);
+  size_t length = 0;
+  ssize_t n;
+  while (length < sizeof maps - 1 && (n = read(fd, maps + length, sizeof maps - 1 - length)) > 0)
+    length += (size_t)n;
+  close(fd);
+  maps[length] = '\0';
+  for (char *line = maps; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && address >= lo && address < hi) return true;
+  }
+  return false;
 }
 
 static bool order_holds(void) {
@@ -34,7 +47,15 @@ static struct pa_stats stats(void) {
 #define ARENAS 4
 #define TAKEN (ARENAS * PA_POOLS_PER_ARENA - 5)
 
+static void sleep_ms(long ms) {
+  struct timespec t = {0, ms * 1000000};
+  nanosleep(&t, NULL);
+}
+
+/* With no decay (as in CPython), every wholly free arena but the spare is
+ * released the moment its last pool comes back. */
 static void test_order_and_release(void) {
+  long decay = pa_arena_decay_ms(0);
   static pa_pool *pools[TAKEN];
   uintptr_t bases[ARENAS];
   size_t arenas_seen = 0;
@@ -72,14 +93,71 @@ static void test_order_and_release(void) {
   for (size_t i = 0; i < ARENAS; i++) still_mapped += mapped(bases[i]);
   CHECK_EQ(still_mapped, 1);
 
-  arena_release_spare();
+  arenas_release_empty();
   CHECK_EQ(stats().arenas_current, 0);
   still_mapped = 0;
   for (size_t i = 0; i < ARENAS; i++) still_mapped += mapped(bases[i]);
   CHECK_EQ(still_mapped, 0);
+  pa_arena_decay_ms(decay);
+}
+
+static void take_all(pa_pool **pools, size_t n) {
+  for (size_t i = 0; i < n; i++) pools[i] = arena_take_pool();
+}
+static void return_all(pa_pool **pools, size_t n) {
+  for (size_t i = 0; i < n; i++) arena_return_pool(pools[i]);
+}
+
+/* Wholly free arenas wait out the delay, are taken back (no new map)
+ * before it ends, and go at the first arena event after it, or when the
+ * sampling thread calls arenas_decay_idle; the newest stays as the spare. */
+static void test_decay(void) {
+  static pa_pool *pools[3 * PA_POOLS_PER_ARENA];
+  size_t n = 3 * PA_POOLS_PER_ARENA;
+  CHECK_EQ(pa_arena_decay_ms(-1), PA_ARENA_DECAY_DEFAULT_MS);
+  long decay = pa_arena_decay_ms(60000);
+  CHECK_EQ(pa_arena_decay_ms(-1), 60000);
+  errno = 0;
+  CHECK_EQ(pa_arena_decay_ms(-5), 60000);
+  CHECK_EQ(errno, EINVAL);
+  CHECK_EQ(pa_arena_decay_ms(PA_ARENA_DECAY_MAX_MS + 1), 60000);
+  CHECK_EQ(pa_arena_decay_ms(-1), 60000);
+
+  take_all(pools, n);
+  struct pa_stats before = stats();
+  CHECK_EQ(before.arenas_current, 3);
+  return_all(pools, n);
+  CHECK_EQ(stats().arenas_current, 3);
+  CHECK(order_holds());
+  take_all(pools, n); /* the same arenas again: nothing mapped */
+  CHECK_EQ(stats().arenas_allocated_total, before.arenas_allocated_total);
+  return_all(pools, n);
+
+  pa_arena_decay_ms(10);
+  sleep_ms(30);
+  CHECK_EQ(stats().arenas_current, 3); /* nothing happened to release them */
+  arena_return_pool(arena_take_pool());
+  struct pa_stats after = stats();
+  CHECK_EQ(after.arenas_current, 1);
+  CHECK_EQ(after.arenas_released, before.arenas_released + 2);
+  CHECK(order_holds());
+
+  pa_arena_decay_ms(60000);
+  take_all(pools, n);
+  return_all(pools, n);
+  CHECK_EQ(stats().arenas_current, 3);
+  pa_arena_decay_ms(10);
+  sleep_ms(30);
+  arenas_decay_idle();
+  CHECK_EQ(stats().arenas_current, 1);
+  arenas_release_empty();
+  CHECK_EQ(stats().arenas_current, 0);
+  CHECK(order_holds());
+  pa_arena_decay_ms(decay);
 }
 
 static void test_boundary_hysteresis(void) {
+  long decay = pa_arena_decay_ms(0);
   static pa_pool *full[PA_POOLS_PER_ARENA];
   for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = arena_take_pool();
   size_t before = stats().arenas_allocated_total;
@@ -91,7 +169,8 @@ static void test_boundary_hysteresis(void) {
   for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) arena_return_pool(full[i]);
   CHECK_EQ(stats().arenas_current, 1);
   CHECK(order_holds());
-  arena_release_spare();
+  arenas_release_empty();
+  pa_arena_decay_ms(decay);
 }
 
 /* The same through the public API: a burst of 256-byte blocks filling
@@ -106,9 +185,8 @@ static void test_public_api_returns_memory(void) {
   for (size_t i = 0; i < N; i++) pa_free(blocks[i]);
   pa_free(blocks);
   s = stats();
-  /* at most the spare, and the arena of the pool the heap keeps for the
-   * 256-byte class (the last pool of a class is kept, see internal.h) */
-  CHECK(s.arenas_current <= 2);
+  /* the heap keeps the last pool of the 256-byte class (internal.h); the
+   * arenas wholly free wait out their decay, or pa_collect */
   CHECK_EQ(s.pools_used, 1);
   pa_collect();
   s = stats();
@@ -118,6 +196,7 @@ static void test_public_api_returns_memory(void) {
 
 int main(void) {
   test_order_and_release();
+  test_decay();
   test_boundary_hysteresis();
   test_public_api_returns_memory();
   return check_done();

@@ -1,7 +1,8 @@
 /* The POOLALLOC_* environment variables, each in a child process whose
  * stderr is read back: VERBOSE reports the options and a failed map,
  * FAIL_MAPS makes maps fail (from the Nth on, or only N to M), SHOW_STATS prints the statistics at exit
- * to stderr or appends them to a file. */
+ * to stderr or appends them to a file, ARENA_DECAY_MS sets the arena decay
+ * delay (a bad value is reported and the default kept). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,32 @@ static int allocate_around_window(void) {
   return os_maps() >= 3 && os_failures_injected() == 1 ? 0 : 3;
 }
 
+/* Exits with the decay delay in force, in units of 10 ms (exit codes
+ * stop at 255). */
+static int report_decay(void) {
+  pa_free(pa_malloc(16));
+  return (int)(pa_arena_decay_ms(-1) / 10);
+}
+
+static void test_arena_decay(char *err, size_t size) {
+  int status;
+  const char *const set[] = {"POOLALLOC_ARENA_DECAY_MS", "2500", NULL};
+  run_child(set, report_decay, err, size, &status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 250);
+  CHECK_EQ(strlen(err), 0);
+  const char *const bad[] = {"POOLALLOC_ARENA_DECAY_MS", "10ms", NULL};
+  run_child(bad, report_decay, err, size, &status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == PA_ARENA_DECAY_DEFAULT_MS / 10);
+  CHECK(strstr(err, "poolalloc: POOLALLOC_ARENA_DECAY_MS=10ms ignored: expected 0 to 3600000") != NULL);
+  const char *const negative[] = {"POOLALLOC_ARENA_DECAY_MS", "-1", NULL};
+  run_child(negative, report_decay, err, size, &status);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == PA_ARENA_DECAY_DEFAULT_MS / 10);
+  CHECK(strstr(err, "POOLALLOC_ARENA_DECAY_MS=-1 ignored") != NULL);
+}
+
 int main(void) {
   static char err[65536];
+  test_arena_decay(err, sizeof err);
   int status;
   const char *const failing[] = {"POOLALLOC_VERBOSE", "1", "POOLALLOC_FAIL_MAPS", "2", NULL};
   run_child(failing, allocate_when_arenas_fail, err, sizeof err, &status);
