@@ -278,9 +278,10 @@ static uint32_t state_mask(void) {
   return state_word(&model);
 }
 
-/* A referent traverse reported is a live object of this runtime: the
- * common case (its arena seen already) inline, the rest here; a bad one
- * is reported (once: report_bad in the first pass) and ignored. */
+/* A referent traverse reported is a live object of this runtime (the
+ * common case, its arena seen already, is tested inline by
+ * visit_subtract); a bad one is reported (once: report_bad in the first
+ * pass) and ignored. */
 __attribute__((noinline)) static bool referent_checked_slow(pa_gc_runtime *rt, void *referent,
                                                            bool report_bad) {
   if (referent == NULL) return false;
@@ -295,16 +296,6 @@ __attribute__((noinline)) static bool referent_checked_slow(pa_gc_runtime *rt, v
     report("pa_gc_collect", rt, detail);
   }
   return false;
-}
-
-static inline bool referent_checked(pa_gc_runtime *rt, uint32_t expected, void *referent,
-                                    bool report_bad) {
-  const gc_head *head = head_of(referent);
-  if (__builtin_expect(((uintptr_t)head >> PA_ARENA_BITS) == rt->readable_arena &&
-                           (state_word(head) & state_mask()) == expected,
-                       1))
-    return true;
-  return referent_checked_slow(rt, referent, report_bad);
 }
 
 __attribute__((noinline)) static void report_overcount(void *referent) {
@@ -324,19 +315,37 @@ struct subtract_args {
   int generation;
 };
 
-static void visit_subtract(void *referent, void *arg) {
-  const struct subtract_args *args = arg;
-  if (!referent_checked(args->rt, args->expected, referent, true)) return;
-  gc_head *head = head_of(referent);
+static inline void subtract_reference(gc_head *head, const struct subtract_args *args) {
   if (!(head->flags & FLAG_COLLECTING)) {
     if ((int)head->generation > args->generation) return;
     examine(head);
   }
   if (__builtin_expect(head->gc_refs == 0, 0)) {
-    report_overcount(referent);
+    report_overcount(object_of(head));
     return;
   }
   head->gc_refs--;
+}
+
+__attribute__((noinline)) static void visit_subtract_checked(void *referent, void *arg) {
+  const struct subtract_args *args = arg;
+  if (referent_checked_slow(args->rt, referent, true))
+    subtract_reference(head_of(referent), args);
+}
+
+/* Every call from here is a tail call, so the common case (a referent in
+ * the arena seen last) runs with no stack frame: it is the collector's
+ * most frequent step. */
+static void visit_subtract(void *referent, void *arg) {
+  const struct subtract_args *args = arg;
+  gc_head *head = head_of(referent);
+  if (__builtin_expect(((uintptr_t)head >> PA_ARENA_BITS) != args->rt->readable_arena ||
+                           (state_word(head) & state_mask()) != args->expected,
+                       0)) {
+    visit_subtract_checked(referent, arg);
+    return;
+  }
+  subtract_reference(head, args);
 }
 
 /* Steps 1-2: every object of list (generations up to `generation`, or -1:
@@ -360,20 +369,16 @@ static size_t count_outside_references(pa_gc_runtime *rt, gc_head *list, int gen
 struct reach_args {
   pa_gc_runtime *rt;
   gc_head *young; /* move_unreachable's list, reachable objects at its tail */
+  /* the subtracting pass met a bad referent: check each again (the
+   * subtracting pass checked, and reported, every referent) */
+  bool check;
 };
 
 /* A reachable object reaches this one.  Already scanned (no longer
  * COLLECTING) or outside the examined set: nothing to do.  Moved to the
  * unreachable list: back it comes, to the tail of young, to be scanned in
  * turn.  Not scanned yet: the scan will find it reachable. */
-static void visit_reachable(void *referent, void *arg) {
-  const struct reach_args *args = arg;
-  if (referent == NULL) return;
-  gc_head *head = head_of(referent);
-  /* the subtracting pass checked (and reported) every referent */
-  if (__builtin_expect(args->rt->bad_referent, 0) &&
-      !referent_checked_slow(args->rt, referent, false))
-    return;
+static inline void reach(gc_head *head, const struct reach_args *args) {
   if (!(head->flags & FLAG_COLLECTING)) return;
   if (head->flags & FLAG_UNREACHABLE) {
     head->flags &= (uint8_t)~FLAG_UNREACHABLE;
@@ -391,6 +396,21 @@ static void visit_reachable(void *referent, void *arg) {
   }
 }
 
+__attribute__((noinline)) static void visit_reachable_checked(void *referent, void *arg) {
+  const struct reach_args *args = arg;
+  if (referent_checked_slow(args->rt, referent, false)) reach(head_of(referent), args);
+}
+
+/* Tail calls only, as visit_subtract. */
+static void visit_reachable(void *referent, void *arg) {
+  const struct reach_args *args = arg;
+  if (__builtin_expect(args->check, 0)) {
+    visit_reachable_checked(referent, arg);
+    return;
+  }
+  if (referent != NULL) reach(head_of(referent), args);
+}
+
 /* Step 3 (CPython's move_unreachable): one walk of young; what it leaves
  * there is reachable, marked generation `survivor_generation`, with its
  * prev links back; the rest is in unreachable, marked FLAG_UNREACHABLE and
@@ -400,7 +420,7 @@ static void visit_reachable(void *referent, void *arg) {
  * still to run. */
 static size_t move_unreachable(pa_gc_runtime *rt, gc_head *young, gc_head *unreachable,
                                unsigned survivor_generation, bool *finalizers) {
-  struct reach_args args = {rt, young};
+  struct reach_args args = {rt, young, rt->bad_referent};
   size_t reachable = 0;
   bool finalize = false;
   gc_head *prev = young;
