@@ -488,8 +488,12 @@ static void resurrected_hold(pa_gc_runtime *rt, gc_head *list) {
  * outside (which may free outside objects now); then the garbage is freed.
  * An object counted more than its hold was stored somewhere by a clear:
  * cleared but alive, it joins generation `older`. */
+static void clear_all(gc_head *held) {
+  for (gc_head *h = held->next; h != held; h = h->next) h->type->clear(object_of(h));
+}
+
 static void delete_garbage(pa_gc_runtime *rt, gc_head *garbage, unsigned older) {
-  for (gc_head *h = garbage->next; h != garbage; h = h->next) h->type->clear(object_of(h));
+  clear_all(garbage);
   gc_head *h = garbage->next;
   while (h != garbage) {
     gc_head *next = h->next;
@@ -703,19 +707,18 @@ PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {
   if (rt == NULL) return;
   pa_gc_resurrected_clear(rt);
   rt->collecting = true;
-  gc_head all, cleared;
+  gc_head all;
   list_init(&all);
-  list_init(&cleared);
   for (int i = 0; i < PA_GC_GENERATIONS; i++) list_merge(&rt->generations[i], &all);
-  for (gc_head *h = all.next; h != &all; h = h->next) h->flags |= FLAG_FINALIZED;
+  /* held and left to the collector, as garbage is (step 5): the clears
+   * free only untracked objects */
+  for (gc_head *h = all.next; h != &all; h = h->next) {
+    h->flags |= FLAG_FINALIZED | FLAG_UNREACHABLE;
+    h->refcnt++;
+  }
+  clear_all(&all);
   while (!list_empty(&all)) {
     gc_head *h = all.next;
-    h->refcnt++; /* held: what clear frees is the others */
-    list_move(h, &cleared);
-    h->type->clear(object_of(h));
-  }
-  while (!list_empty(&cleared)) {
-    gc_head *h = cleared.next;
     list_unlink(h);
     block_free(h);
   }

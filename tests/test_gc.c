@@ -370,14 +370,23 @@ static void test_deep(void) {
   pa_gc_runtime_destroy(rt);
 }
 
-/* Destroy frees what is left, cycles and all, with no finalizer. */
+/* Destroy frees what is left, cycles and all, with no finalizer: the
+ * untracked atom a node held only goes with it, and an object the program
+ * still holds goes too. */
 static void test_destroy(void) {
   size_t blocks_before = check_pool_blocks_in_use();
   pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  size_t blocks_with_runtime = check_pool_blocks_in_use();
   struct node *a = new_node(rt, &node_type), *b = new_node(rt, &node_type);
   link_both(a, b);
   int ida = a->id;
   pa_decref(b);
+  void *atom = pa_gc_new(rt, &atom_type);
+  link_to(b, 1, atom);
+  pa_decref(atom);
+  struct node *held = new_node(rt, &node_type);
+  link_to(held, 0, held);
+  CHECK_EQ(check_pool_blocks_in_use(), blocks_with_runtime + 4);
   pa_gc_runtime_destroy(rt);
   CHECK_EQ(finalized_count[ida], 0);
   CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
