@@ -70,8 +70,9 @@ PA_API int pa_posix_memalign(void **out, size_t alignment, size_t size);
 
 /* Gives back what can be given: the objects this thread keeps on free
  * lists (pa_freelist_clear), frees other threads sent to this thread's
- * pools, empty pools held by this thread and by exited threads, and the one
- * wholly free arena kept as a spare.  Never needed for correctness. */
+ * pools, empty pools held by this thread and by exited threads, and the
+ * wholly free arenas kept as a spare or waiting out their decay
+ * (pa_arena_decay_ms).  Never needed for correctness. */
 PA_API void pa_collect(void);
 
 /* ---- Domains and pluggable allocators -------------------------------------
