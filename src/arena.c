@@ -272,6 +272,13 @@ long pa_arena_decay_ms(long ms) {
   return previous;
 }
 
+size_t arenas_empty_count(void) {
+  pthread_mutex_lock(&arenas.lock);
+  size_t empty = arenas.empty;
+  pthread_mutex_unlock(&arenas.lock);
+  return empty;
+}
+
 void arenas_decay_idle(void) {
   pthread_mutex_lock(&arenas.lock);
   arenas_decay(1);

@@ -418,6 +418,8 @@ void arenas_release_empty(void);
 /* Releases the wholly free arenas past the decay delay, as a pool taken or
  * returned would: for a thread that wakes while the program is idle. */
 void arenas_decay_idle(void);
+/* Wholly free arenas held: the spare and those waiting out the decay. */
+size_t arenas_empty_count(void);
 void arenas_lock(void);
 void arenas_unlock(void);
 pa_arena *arenas_first(void);

@@ -226,6 +226,8 @@ static void print_arenas(FILE *out, const struct pa_stats *s) {
   print_line(out, "# arenas reclaimed", s->arenas_released);
   print_line(out, "# arenas highwater mark", s->arenas_highwater);
   print_line(out, "# arenas allocated current", s->arenas_current);
+  /* read apart from *s: pa_stats has no room for it (ABI) */
+  print_line(out, "  of which wholly free (decay)", arenas_empty_count());
   char label[64];
   snprintf(label, sizeof label, "%zu arenas * %zu bytes/arena", s->arenas_current, s->arena_size);
   print_line(out, label, s->arenas_current * s->arena_size);

@@ -181,6 +181,44 @@ static bool contains(const char *text, const char *needle) {
   return strstr(text, needle) != NULL;
 }
 
+/* Three arenas' worth of 256-byte blocks freed, under a long decay: the
+ * report shows them held and wholly free until pa_collect. */
+static size_t wholly_free_arenas_printed(void) {
+  char *text = NULL;
+  size_t size = 0;
+  FILE *out = open_memstream(&text, &size);
+  pa_stats_print(out);
+  fclose(out);
+  const char *line = strstr(text, "  of which wholly free (decay)");
+  size_t value = SIZE_MAX;
+  if (line) {
+    char digits[32] = {0};
+    size_t n = 0;
+    for (const char *c = strchr(line, '=') + 1; *c && *c != '\n'; c++)
+      if (*c >= '0' && *c <= '9' && n < sizeof digits - 1) digits[n++] = *c;
+    value = (size_t)strtoull(digits, NULL, 10);
+  }
+  free(text);
+  return value;
+}
+
+static void test_print_decaying_arenas(void) {
+  long decay = pa_arena_decay_ms(60000);
+  pa_collect();
+  CHECK_EQ(wholly_free_arenas_printed(), 0);
+  struct pa_stats s;
+  pa_stats_get(&s);
+  size_t n = 3 * (s.arena_size / s.pool_size) * capacity(&s, 256);
+  void **blocks = malloc(n * sizeof *blocks);
+  for (size_t i = 0; i < n; i++) blocks[i] = pa_malloc(256);
+  for (size_t i = 0; i < n; i++) pa_free(blocks[i]);
+  free(blocks);
+  CHECK(wholly_free_arenas_printed() >= 2);
+  pa_collect();
+  CHECK_EQ(wholly_free_arenas_printed(), 0);
+  pa_arena_decay_ms(decay);
+}
+
 static void test_print(void) {
   void *keep = pa_obj_malloc(24);
   char *text = NULL;
@@ -190,6 +228,7 @@ static void test_print(void) {
   fclose(out);
   CHECK(contains(text, "class   size   num pools   blocks in use  avail blocks"));
   CHECK(contains(text, "# arenas allocated current"));
+  CHECK(contains(text, "  of which wholly free (decay)"));
   CHECK(contains(text, "# blocks given back to the pools"));
   CHECK(contains(text, "domain    pool allocs"));
   char line[64];
@@ -267,6 +306,7 @@ static int write_json(const char *dir, int n) {
 int main(int argc, char **argv) {
   if (argc == 4 && strcmp(argv[1], "json") == 0) return write_json(argv[2], atoi(argv[3]));
   test_print();
+  test_print_decaying_arenas();
   test_class_figures();
   test_domain_traffic();
   test_heaps();
