@@ -178,17 +178,17 @@ static pa_pool *arena_pop_pool(pa_arena *arena) {
   return pool;
 }
 
-/* Releases the oldest wholly free arenas, those empty for the decay delay
- * or longer, keeping `keep` (the newest). */
 static long decay_ms(void) {
   return arenas.decay_ms >= 0 ? arenas.decay_ms : pa_options.arena_decay_ms;
 }
 
-static void arenas_decay(unsigned keep) {
-  if (arenas.empty <= keep) return;
+/* Releases the oldest wholly free arenas, those empty for the decay delay
+ * or longer, keeping the newest as the spare. */
+static void arenas_decay(void) {
+  if (arenas.empty <= 1) return;
   uint64_t now = os_monotonic_ms();
   uint64_t delay = (uint64_t)decay_ms();
-  while (arenas.empty > keep) {
+  while (arenas.empty > 1) {
     pa_arena *oldest = arenas.last_with[PA_POOLS_PER_ARENA];
     if (now - oldest->empty_since_ms < delay) return;
     arena_release(oldest);
@@ -197,7 +197,7 @@ static void arenas_decay(unsigned keep) {
 
 pa_pool *arena_take_pool(void) {
   pthread_mutex_lock(&arenas.lock);
-  arenas_decay(1);
+  arenas_decay();
   if (arenas.usable == NULL) {
     pa_arena *fresh = arena_new();
     if (fresh == NULL) {
@@ -257,7 +257,7 @@ void arena_return_pool(pa_pool *pool) {
     arenas.empty++;
     arena->empty_since_ms = os_monotonic_ms();
   }
-  arenas_decay(1);
+  arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
 }
 
@@ -281,7 +281,7 @@ size_t arenas_empty_count(void) {
 
 void arenas_decay_idle(void) {
   pthread_mutex_lock(&arenas.lock);
-  arenas_decay(1);
+  arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
 }
 

@@ -24,8 +24,9 @@ static bool mapped(uintptr_t address) {
     length += (size_t)n;
   close(fd);
   maps[length] = '\0';
-  for (char *line = maps; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+  for (char *line = maps; line; line = strchr(line, '\n')) {
     unsigned long lo, hi;
+    if (*line == '\n') line++;
     if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && address >= lo && address < hi) return true;
   }
   return false;
