@@ -60,6 +60,9 @@ enum {
   FLAG_UNREACHABLE = 0x04,
   /* deeper than this, frees wait on the thread's pending list */
   DEALLOC_DEPTH = 64,
+  /* a collection of a generation that frees nothing doubles its threshold,
+   * up to 2^BACKOFF_MAX times the configured one (collect_generations) */
+  BACKOFF_MAX = 6,
 };
 
 typedef struct gc_head {
@@ -97,6 +100,10 @@ struct pa_gc_runtime {
    * no arena is released while a collection walks */
   uintptr_t readable_arena;
   unsigned thresholds[PA_GC_GENERATIONS];
+  /* in use: thresholds << backoff, backoff the number of fruitless
+   * collections of the generation in a row (up to BACKOFF_MAX) */
+  size_t limits[PA_GC_GENERATIONS];
+  unsigned backoff[PA_GC_GENERATIONS];
   /* generation 0: tracked allocations minus frees since its last
    * collection; generation i: collections of i - 1 since its last one */
   size_t counts[PA_GC_GENERATIONS];
@@ -540,6 +547,21 @@ static size_t free_unreachable(pa_gc_runtime *rt, gc_head *unreachable, bool fin
   return resurrected;
 }
 
+/* A collection that found no garbage was pure cost: the young objects it
+ * examined were live data still being built (a program loading a large
+ * structure, binary-trees), which every collection would examine again
+ * until they all reach the oldest generation.  So the generation waits
+ * twice as long before the next one, and goes back to its threshold as
+ * soon as one finds garbage.  CPython's answer to the same cost is to
+ * have programs call gc.disable() or gc.freeze() while they build. */
+static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found) {
+  if (found > 0)
+    rt->backoff[gen] = 0;
+  else if (rt->backoff[gen] < BACKOFF_MAX)
+    rt->backoff[gen]++;
+  rt->limits[gen] = (size_t)rt->thresholds[gen] << rt->backoff[gen];
+}
+
 static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   uint64_t start = now_ns();
   pa_gc_resurrected_clear(rt);
@@ -562,6 +584,7 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   size_t resurrected = free_unreachable(rt, &unreachable, finalizers, older);
 
   if (gen == PA_GC_GENERATIONS - 1) rt->long_lived_total = rt->sizes[gen];
+  backoff_update(rt, gen, rt->stats.freed_by_collector - freed_before + resurrected);
   for (unsigned i = 0; i <= gen; i++) rt->counts[i] = 0;
   if (gen + 1 < PA_GC_GENERATIONS) rt->counts[gen + 1]++;
   struct pa_gc_generation_stats *g = &rt->stats.generations[gen];
@@ -581,7 +604,7 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
  * its live heap for them). */
 static void collect_generations(pa_gc_runtime *rt) {
   for (int gen = PA_GC_GENERATIONS - 1; gen >= 0; gen--) {
-    if (rt->counts[gen] <= rt->thresholds[gen]) continue;
+    if (rt->counts[gen] <= rt->limits[gen]) continue;
     if (gen == PA_GC_GENERATIONS - 1 &&
         rt->sizes[gen] < rt->long_lived_total + rt->long_lived_total / 4)
       continue;
@@ -636,7 +659,7 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
     return NULL;
   }
   bool tracked = type->traverse != NULL;
-  if (tracked && rt->counts[0] > rt->thresholds[0] && rt->enabled && !rt->collecting)
+  if (tracked && rt->counts[0] > rt->limits[0] && rt->enabled && !rt->collecting)
     collect_generations(rt);
   gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
   if (head == NULL) return NULL;
@@ -699,6 +722,7 @@ PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) 
   }
   rt->enabled = true;
   memcpy(rt->thresholds, thresholds, sizeof thresholds);
+  for (int i = 0; i < PA_GC_GENERATIONS; i++) rt->limits[i] = thresholds[i];
   for (int i = 0; i < PA_GC_GENERATIONS; i++) list_init(&rt->generations[i]);
   return rt;
 }

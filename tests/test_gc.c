@@ -170,19 +170,34 @@ static void test_shapes(void) {
   pa_gc_runtime_destroy(rt);
 }
 
-/* Young objects are examined often, survivors move up; thresholds. */
+/* A self-loop dropped at once: garbage only a collection finds. */
+static void drop_self_loop(pa_gc_runtime *rt) {
+  struct node *loop = new_node(rt, &plain_type);
+  link_to(loop, 0, loop);
+  pa_decref(loop);
+}
+
+/* Young objects are examined often, survivors move up: with garbage for
+ * every collection to find, one every thresholds[0] + 1 allocations. */
 static void test_generations(void) {
   struct pa_gc_config config = {{100, 5, 5}};
   pa_gc_runtime *rt = pa_gc_runtime_create(&config);
-  enum { KEPT = 1000 };
+  enum { KEPT = 1000, LOOP_EVERY = 50 };
   struct node *kept[KEPT];
-  for (int i = 0; i < KEPT; i++) kept[i] = new_node(rt, &plain_type);
+  int ids[KEPT];
+  for (int i = 0; i < KEPT; i++) {
+    kept[i] = new_node(rt, &plain_type);
+    ids[i] = kept[i]->id;
+    if (i % LOOP_EVERY == 0) drop_self_loop(rt);
+  }
   struct pa_gc_stats s;
   pa_gc_stats_get(rt, &s);
-  /* one collection every 101 allocations; the 7th is of generation 1, as
-   * generation 0 has been collected 6 (> 5) times by then */
-  CHECK_EQ(s.generations[0].collections, 8);
+  /* 1020 allocations: a collection at the 102nd, 203rd ... 1011th; the
+   * 7th is of generation 1, as generation 0 has been collected 6 (> 5)
+   * times by then; every one found the loops made since the one before */
+  CHECK_EQ(s.generations[0].collections, 9);
   CHECK_EQ(s.generations[1].collections, 1);
+  CHECK_EQ(s.freed_by_collector, KEPT / LOOP_EVERY);
   CHECK_EQ(s.generation_sizes[0] + s.generation_sizes[1] + s.generation_sizes[2], KEPT);
   CHECK(s.generation_sizes[1] + s.generation_sizes[2] >= 900);
   CHECK(s.generations[0].examined < 1200); /* young objects only */
@@ -191,14 +206,14 @@ static void test_generations(void) {
   CHECK_EQ(pa_gc_is_enabled(rt), 0);
   for (int i = 0; i < 500; i++) pa_decref(new_node(rt, &plain_type));
   pa_gc_stats_get(rt, &s);
-  CHECK_EQ(s.generations[0].collections, 8); /* none while disabled */
+  CHECK_EQ(s.generations[0].collections, 9); /* none while disabled */
   pa_gc_enable(rt);
   CHECK_EQ(pa_gc_collect(rt, 1), 0);
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.generation_sizes[0] + s.generation_sizes[1], 0);
   CHECK_EQ(s.generation_sizes[2], KEPT);
   CHECK(s.generations[1].nanoseconds > 0);
-  for (int i = 0; i < KEPT; i++) CHECK_EQ(kept[i]->id, next_id - KEPT - 500 + i);
+  for (int i = 0; i < KEPT; i++) CHECK_EQ(kept[i]->id, ids[i]);
   for (int i = 0; i < KEPT; i++) pa_decref(kept[i]);
   CHECK_EQ(alive(rt), 0);
 
@@ -210,6 +225,49 @@ static void test_generations(void) {
   CHECK(pa_gc_new(rt, &no_clear) == NULL && errno == EINVAL);
   errno = 0;
   CHECK(pa_gc_new_var(rt, &plain_type, SIZE_MAX - 8) == NULL && errno == ENOMEM);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* The collections made while a structure is built find nothing: each
+ * doubles the generation's threshold, up to 64 times the configured one,
+ * and one that finds garbage brings it back. */
+static void test_backoff(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{100, 5, 5}});
+  /* a collection at the 102nd allocation, then 201, 401 ... 6401 later;
+   * the 7th is of generation 1 and leaves generation 0's threshold */
+  static const size_t gaps[] = {101, 201, 401, 801, 1601, 3201, 6401, 6401};
+  enum { COLLECTIONS = sizeof gaps / sizeof gaps[0], KEPT = 19109 };
+  static struct node *kept[KEPT];
+  size_t at[COLLECTIONS + 1], seen = 0;
+  for (size_t i = 0; i < KEPT; i++) {
+    kept[i] = new_node(rt, &plain_type);
+    struct pa_gc_stats s;
+    pa_gc_stats_get(rt, &s);
+    size_t collections = 0;
+    for (int g = 0; g < PA_GC_GENERATIONS; g++) collections += s.generations[g].collections;
+    if (collections > seen && seen < COLLECTIONS) at[seen++] = i;
+    CHECK(collections <= COLLECTIONS);
+  }
+  CHECK_EQ(seen, COLLECTIONS);
+  CHECK_EQ(at[0], gaps[0]);
+  for (size_t c = 1; c < COLLECTIONS; c++) CHECK_EQ(at[c] - at[c - 1], gaps[c]);
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS - 1);
+  CHECK_EQ(s.generations[1].collections, 1);
+  CHECK_EQ(s.freed_by_collector, 0);
+
+  drop_self_loop(rt);
+  CHECK_EQ(pa_gc_collect(rt, 0), 1); /* found garbage: back to 100 */
+  struct node *more[102];
+  for (int i = 0; i < 101; i++) more[i] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS);
+  more[101] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
+  for (int i = 0; i < 102; i++) pa_decref(more[i]);
+  for (size_t i = 0; i < KEPT; i++) pa_decref(kept[i]);
   pa_gc_runtime_destroy(rt);
 }
 
@@ -330,13 +388,18 @@ static void test_long_lived(void) {
   pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{10, 1, 1}});
   enum { OLD = 1000, BATCH = 20, MORE = 400 };
   static struct node *old[OLD + MORE];
+  pa_gc_disable(rt); /* loaded first, as a program loads its data */
   for (int i = 0; i < OLD; i++) old[i] = new_node(rt, &plain_type);
+  pa_gc_enable(rt);
   pa_gc_collect(rt, 2);
   struct pa_gc_stats s;
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.generation_sizes[2], OLD);
   size_t full = s.generations[2].collections, young = s.generations[0].collections;
-  for (int round = 0; round < 200; round++) { /* young objects dying by counting */
+  /* young objects dying by counting, and a little young garbage (so young
+   * collections stay frequent) */
+  for (int round = 0; round < 200; round++) {
+    drop_self_loop(rt);
     struct node *batch[BATCH];
     for (int i = 0; i < BATCH; i++) batch[i] = new_node(rt, &plain_type);
     for (int i = 0; i < BATCH; i++) pa_decref(batch[i]);
@@ -344,10 +407,14 @@ static void test_long_lived(void) {
   pa_gc_stats_get(rt, &s);
   CHECK(s.generations[0].collections > young + 100);
   CHECK_EQ(s.generations[2].collections, full); /* the old generation did not grow */
-  for (int i = OLD; i < OLD + MORE; i++) old[i] = new_node(rt, &plain_type);
+  for (int i = OLD; i < OLD + MORE; i++) {
+    old[i] = new_node(rt, &plain_type);
+    if (i % 10 == 0) drop_self_loop(rt);
+  }
   pa_gc_stats_get(rt, &s);
   CHECK(s.generations[2].collections > full); /* it grew by more than a quarter */
   for (int i = 0; i < OLD + MORE; i++) pa_decref(old[i]);
+  pa_gc_collect(rt, 2); /* the last loops */
   CHECK_EQ(alive(rt), 0);
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.tracked, 0);
@@ -622,6 +689,7 @@ int main(int argc, char **argv) {
   }
   test_shapes();
   test_generations();
+  test_backoff();
   test_finalizers();
   test_collector_edges();
   test_long_lived();
