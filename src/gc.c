@@ -109,6 +109,10 @@ struct pa_gc_runtime {
   size_t counts[PA_GC_GENERATIONS];
   gc_head generations[PA_GC_GENERATIONS];
   size_t sizes[PA_GC_GENERATIONS]; /* objects in each */
+  /* counts[0] past this collects (young_limit_update) */
+  size_t young_limit;
+  /* the type of the last object pa_gc_new_var made: its checks passed */
+  const pa_gc_type *checked_type;
   /* the oldest generation's size after its last collection */
   size_t long_lived_total;
   struct pa_gc_stats stats;
@@ -547,6 +551,12 @@ static size_t free_unreachable(pa_gc_runtime *rt, gc_head *unreachable, bool fin
   return resurrected;
 }
 
+/* Automatic collection may run at the next allocation once counts[0]
+ * passes this. */
+static void young_limit_update(pa_gc_runtime *rt) {
+  rt->young_limit = rt->enabled ? rt->limits[0] : SIZE_MAX;
+}
+
 /* A collection that found no garbage was pure cost: the young objects it
  * examined were live data still being built (a program loading a large
  * structure, binary-trees), which every collection would examine again
@@ -560,6 +570,7 @@ static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found) {
   else if (rt->backoff[gen] < BACKOFF_MAX)
     rt->backoff[gen]++;
   rt->limits[gen] = (size_t)rt->thresholds[gen] << rt->backoff[gen];
+  young_limit_update(rt);
 }
 
 static size_t collect(pa_gc_runtime *rt, unsigned gen) {
@@ -619,10 +630,14 @@ PA_ENTRY size_t pa_gc_collect(pa_gc_runtime *rt, int gen) {
   return collect(rt, (unsigned)gen);
 }
 
-void pa_gc_enable(pa_gc_runtime *rt) { rt->enabled = true; }
+void pa_gc_enable(pa_gc_runtime *rt) {
+  rt->enabled = true;
+  young_limit_update(rt);
+}
 int pa_gc_disable(pa_gc_runtime *rt) {
   int was = rt->enabled;
   rt->enabled = false;
+  young_limit_update(rt);
   return was;
 }
 int pa_gc_is_enabled(const pa_gc_runtime *rt) { return rt->enabled; }
@@ -632,7 +647,7 @@ int pa_gc_is_enabled(const pa_gc_runtime *rt) { return rt->enabled; }
 /* Zeroes n bytes: up to 64 with two overlapping fixed-size stores each,
  * which the compiler inlines (a call to memset costs more than an object
  * of a few words). */
-static void object_zero(char *p, size_t n) {
+static inline __attribute__((always_inline)) void object_zero(char *p, size_t n) {
   if (n >= 32 && n <= 64) {
     memset(p, 0, 32);
     memset(p + n - 32, 0, 32);
@@ -647,6 +662,27 @@ static void object_zero(char *p, size_t n) {
   }
 }
 
+/* A new block's object: zeroed, counted once, tracked in generation 0
+ * if its type has references. */
+static void *object_start(pa_gc_runtime *rt, gc_head *head, const pa_gc_type *type,
+                          size_t object_size) {
+  object_zero(object_of(head), object_size);
+  head->type = type;
+  head->refcnt = 1;
+  head->runtime = rt->id;
+  head->flags = FLAG_ALIVE;
+  rt->stats.created++;
+  if (type->traverse == NULL) {
+    head->generation = GC_UNTRACKED;
+    return object_of(head);
+  }
+  head->generation = 0;
+  list_append(head, &rt->generations[0]);
+  rt->sizes[0]++;
+  rt->counts[0]++;
+  return object_of(head);
+}
+
 PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t extra) {
   size_t size;
   if (rt == NULL || type == NULL || (type->traverse && type->clear == NULL)) {
@@ -658,30 +694,22 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
     errno = ENOMEM;
     return NULL;
   }
-  bool tracked = type->traverse != NULL;
-  if (tracked && rt->counts[0] > rt->limits[0] && rt->enabled && !rt->collecting)
+  if (type->traverse && rt->counts[0] > rt->young_limit && !rt->collecting)
     collect_generations(rt);
   gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
   if (head == NULL) return NULL;
-  object_zero(object_of(head), size - sizeof *head);
-  head->type = type;
-  head->refcnt = 1;
-  head->runtime = rt->id;
-  head->flags = FLAG_ALIVE;
-  rt->stats.created++;
-  if (!tracked) {
-    head->generation = GC_UNTRACKED;
-    return object_of(head);
-  }
-  head->generation = 0;
-  list_append(head, &rt->generations[0]);
-  rt->sizes[0]++;
-  rt->counts[0]++;
-  return object_of(head);
+  rt->checked_type = type; /* pa_gc_new may take it straight */
+  return object_start(rt, head, type, size - sizeof *head);
 }
 
+/* The common case, a type checked by the object before (no overflow, clear
+ * with traverse) and no collection due, checks nothing more. */
 PA_ENTRY void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type) {
-  return pa_gc_new_var(rt, type, 0);
+  if (__builtin_expect(rt == NULL || type != rt->checked_type || rt->counts[0] > rt->young_limit, 0))
+    return pa_gc_new_var(rt, type, 0);
+  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, sizeof *head + type->size);
+  if (head == NULL) return NULL;
+  return object_start(rt, head, type, type->size);
 }
 
 /* ---- Runtimes -------------------------------------------------------------- */
@@ -723,6 +751,7 @@ PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) 
   rt->enabled = true;
   memcpy(rt->thresholds, thresholds, sizeof thresholds);
   for (int i = 0; i < PA_GC_GENERATIONS; i++) rt->limits[i] = thresholds[i];
+  young_limit_update(rt);
   for (int i = 0; i < PA_GC_GENERATIONS; i++) list_init(&rt->generations[i]);
   return rt;
 }

@@ -267,6 +267,20 @@ static void test_backoff(void) {
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
   for (int i = 0; i < 102; i++) pa_decref(more[i]);
+
+  /* disabled, counts pile up past the threshold (200 now: that collection
+   * found nothing); enabled, the next allocation collects */
+  pa_gc_disable(rt);
+  static struct node *piled[201];
+  for (int i = 0; i < 201; i++) piled[i] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
+  pa_gc_enable(rt);
+  struct node *trigger = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 2);
+  pa_decref(trigger);
+  for (int i = 0; i < 201; i++) pa_decref(piled[i]);
   for (size_t i = 0; i < KEPT; i++) pa_decref(kept[i]);
   pa_gc_runtime_destroy(rt);
 }
