@@ -2,7 +2,9 @@
 # Automatic memory side by side (bench/gc_bench.c): poolalloc's reference
 # counts and cycle collector, the Boehm-Demers-Weiser collector, and manual
 # pa_malloc/pa_free, on binary-trees and on rings of nodes (cycles), each
-# output checked against the manual variant's.  Time with hyperfine, peak
+# output checked against the manual variant's, and the collector's heap
+# checked empty once its last garbage is collected (an untimed run: timed
+# runs leave the garbage at exit, as Boehm's do).  Time with hyperfine, peak
 # RSS with /usr/bin/time.  Writes bench/results/gc.md.
 . "$(dirname "$0")/common.sh"
 cmake -S . -B build-bench-gc -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
@@ -21,6 +23,12 @@ for workload in "trees 16" "trees 18" "graphs 1000000" "graphs 1000000 65536"; d
   times=() rss=()
   # shellcheck disable=SC2086
   expected=$("$bin/gc_bench_manual" $workload 2>/dev/null)
+  # shellcheck disable=SC2086
+  left=$(GC_BENCH_STATS=1 "$bin/gc_bench_pa_gc" $workload 2>&1 >/dev/null | head -1)
+  case $left in
+    "pa_gc: 0 objects left,"*) ;;
+    *) echo "gc_bench_pa_gc $workload: not everything was freed: $left" >&2; exit 1 ;;
+  esac
   for variant in pa_gc boehm manual; do
     # shellcheck disable=SC2086
     if [ "$("$bin/gc_bench_$variant" $workload 2>/dev/null)" != "$expected" ]; then

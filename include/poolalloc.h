@@ -560,8 +560,9 @@ typedef struct pa_gc_type {
  * when allocations minus frees of tracked objects exceed thresholds[0];
  * generation i + 1 is collected instead once generation i has been
  * collected thresholds[i + 1] times.  0 everywhere: 700, 10, 10.  A
- * collection that finds no garbage doubles its generation's threshold
- * (up to 64 times this one); one that finds garbage restores it. */
+ * collection that frees fewer than one in 64 of the objects it examines
+ * doubles its generation's threshold (up to 64 times this one); one that
+ * frees more restores it. */
 struct pa_gc_config {
   unsigned thresholds[PA_GC_GENERATIONS];
 };

@@ -60,8 +60,10 @@ enum {
   FLAG_UNREACHABLE = 0x04,
   /* deeper than this, frees wait on the thread's pending list */
   DEALLOC_DEPTH = 64,
-  /* a collection of a generation that frees nothing doubles its threshold,
-   * up to 2^BACKOFF_MAX times the configured one (collect_generations) */
+  /* a collection of a generation that frees fewer than one object in
+   * BACKOFF_YIELD of those it examined doubles its threshold, up to
+   * 2^BACKOFF_MAX times the configured one (backoff_update) */
+  BACKOFF_YIELD = 64,
   BACKOFF_MAX = 6,
 };
 
@@ -100,8 +102,9 @@ struct pa_gc_runtime {
    * no arena is released while a collection walks */
   uintptr_t readable_arena;
   unsigned thresholds[PA_GC_GENERATIONS];
-  /* in use: thresholds << backoff, backoff the number of fruitless
-   * collections of the generation in a row (up to BACKOFF_MAX) */
+  /* in use: thresholds << backoff, backoff the number of collections of
+   * the generation in a row that found (next to) nothing, up to
+   * BACKOFF_MAX */
   size_t limits[PA_GC_GENERATIONS];
   unsigned backoff[PA_GC_GENERATIONS];
   /* generation 0: tracked allocations minus frees since its last
@@ -557,15 +560,16 @@ static void young_limit_update(pa_gc_runtime *rt) {
   rt->young_limit = rt->enabled ? rt->limits[0] : SIZE_MAX;
 }
 
-/* A collection that found no garbage was pure cost: the young objects it
- * examined were live data still being built (a program loading a large
- * structure, binary-trees), which every collection would examine again
- * until they all reach the oldest generation.  So the generation waits
- * twice as long before the next one, and goes back to its threshold as
- * soon as one finds garbage.  CPython's answer to the same cost is to
- * have programs call gc.disable() or gc.freeze() while they build. */
-static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found) {
-  if (found > 0)
+/* A collection that found (next to) no garbage was pure cost: the objects
+ * it examined were live data, still being built when young (a program
+ * loading a large structure, binary-trees), which every collection would
+ * examine again until they reach the oldest generation.  So the generation
+ * waits twice as long before the next one, and goes back to its threshold
+ * as soon as one finds garbage in earnest.  CPython's answer to the same
+ * cost is to have programs call gc.disable() or gc.freeze() while they
+ * build. */
+static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found, size_t examined) {
+  if (found > 0 && found >= examined / BACKOFF_YIELD)
     rt->backoff[gen] = 0;
   else if (rt->backoff[gen] < BACKOFF_MAX)
     rt->backoff[gen]++;
@@ -595,7 +599,7 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   size_t resurrected = free_unreachable(rt, &unreachable, finalizers, older);
 
   if (gen == PA_GC_GENERATIONS - 1) rt->long_lived_total = rt->sizes[gen];
-  backoff_update(rt, gen, rt->stats.freed_by_collector - freed_before + resurrected);
+  backoff_update(rt, gen, rt->stats.freed_by_collector - freed_before + resurrected, examined);
   for (unsigned i = 0; i <= gen; i++) rt->counts[i] = 0;
   if (gen + 1 < PA_GC_GENERATIONS) rt->counts[gen + 1]++;
   struct pa_gc_generation_stats *g = &rt->stats.generations[gen];

@@ -230,7 +230,8 @@ static void test_generations(void) {
 
 /* The collections made while a structure is built find nothing: each
  * doubles the generation's threshold, up to 64 times the configured one,
- * and one that finds garbage brings it back. */
+ * as does one that finds next to nothing; one that finds garbage in
+ * earnest brings it back. */
 static void test_backoff(void) {
   pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{100, 5, 5}});
   /* a collection at the 102nd allocation, then 201, 401 ... 6401 later;
@@ -257,15 +258,28 @@ static void test_backoff(void) {
   CHECK_EQ(s.generations[1].collections, 1);
   CHECK_EQ(s.freed_by_collector, 0);
 
+  /* one loop among 200 survivors is next to nothing (less than one in
+   * 64): the threshold stays at 6400 */
+  static struct node *survivors[200], *waited[6402];
+  for (int i = 0; i < 200; i++) survivors[i] = new_node(rt, &plain_type);
   drop_self_loop(rt);
-  CHECK_EQ(pa_gc_collect(rt, 0), 1); /* found garbage: back to 100 */
+  CHECK_EQ(pa_gc_collect(rt, 0), 1);
+  for (int i = 0; i < 6401; i++) waited[i] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS);
+  waited[6401] = new_node(rt, &plain_type);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
+
+  drop_self_loop(rt);
+  CHECK_EQ(pa_gc_collect(rt, 0), 1); /* all it examined was garbage: back to 100 */
   struct node *more[102];
   for (int i = 0; i < 101; i++) more[i] = new_node(rt, &plain_type);
   pa_gc_stats_get(rt, &s);
-  CHECK_EQ(s.generations[0].collections, COLLECTIONS);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 2);
   more[101] = new_node(rt, &plain_type);
   pa_gc_stats_get(rt, &s);
-  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 3);
   for (int i = 0; i < 102; i++) pa_decref(more[i]);
 
   /* disabled, counts pile up past the threshold (200 now: that collection
@@ -274,12 +288,14 @@ static void test_backoff(void) {
   static struct node *piled[201];
   for (int i = 0; i < 201; i++) piled[i] = new_node(rt, &plain_type);
   pa_gc_stats_get(rt, &s);
-  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 1);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 3);
   pa_gc_enable(rt);
   struct node *trigger = new_node(rt, &plain_type);
   pa_gc_stats_get(rt, &s);
-  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 2);
+  CHECK_EQ(s.generations[0].collections, COLLECTIONS + 4);
   pa_decref(trigger);
+  for (int i = 0; i < 200; i++) pa_decref(survivors[i]);
+  for (int i = 0; i < 6402; i++) pa_decref(waited[i]);
   for (int i = 0; i < 201; i++) pa_decref(piled[i]);
   for (size_t i = 0; i < KEPT; i++) pa_decref(kept[i]);
   pa_gc_runtime_destroy(rt);
