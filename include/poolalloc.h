@@ -540,7 +540,8 @@ typedef struct pa_gc_runtime pa_gc_runtime;
 typedef void (*pa_gc_visit)(void *referent, void *arg);
 
 /* A type, as CPython's type objects describe one; it must outlive its
- * objects.  traverse NULL: the objects hold no references and are not
+ * objects and not change (pa_gc_new checks a type only when it is not
+ * the one the runtime's last object was made of).  traverse NULL: the objects hold no references and are not
  * tracked by the collector (CPython's atoms: strings, numbers).
  * clear(obj) drops every reference obj holds (pa_decref each, then set the
  * field to NULL: it may be called twice); it is called when the object is

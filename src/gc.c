@@ -503,7 +503,10 @@ static void resurrected_hold(pa_gc_runtime *rt, gc_head *list) {
  * An object counted more than its hold was stored somewhere by a clear:
  * cleared but alive, it joins generation `older`. */
 static void clear_all(gc_head *held) {
-  for (gc_head *h = held->next; h != held; h = h->next) h->type->clear(object_of(h));
+  /* clear is NULL only for a type that changed (or a new one at a freed
+   * type's address) after pa_gc_new checked it: its objects are kept */
+  for (gc_head *h = held->next; h != held; h = h->next)
+    if (h->type->clear) h->type->clear(object_of(h));
 }
 
 static void delete_garbage(pa_gc_runtime *rt, gc_head *garbage, unsigned older) {
