@@ -35,7 +35,10 @@
  * An automatic full collection waits until the oldest generation has
  * grown by a quarter since the last one kept it (CPython counts promotions
  * into it instead, long_lived_pending, even of objects dead since), so a
- * large live heap is not walked again and again.
+ * large live heap is not walked again and again.  A collection that
+ * frees next to nothing (fewer than one in 64 of the objects it examined)
+ * doubles its generation's threshold, up to 64 times, until one frees
+ * more (backoff_update).
  * Objects of a type with no traverse hold no references and are never
  * tracked (CPython's atoms).
  */
@@ -709,8 +712,9 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
   return object_start(rt, head, type, size - sizeof *head);
 }
 
-/* The common case, a type checked by the object before (no overflow, clear
- * with traverse) and no collection due, checks nothing more. */
+/* The common case, an object of the type the runtime's last object was
+ * made of (checked then: clear with traverse, no overflow) with no
+ * collection due, checks nothing more. */
 PA_ENTRY void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type) {
   if (__builtin_expect(rt == NULL || type != rt->checked_type || rt->counts[0] > rt->young_limit, 0))
     return pa_gc_new_var(rt, type, 0);
