@@ -105,10 +105,9 @@ struct pa_gc_runtime {
    * no arena is released while a collection walks */
   uintptr_t readable_arena;
   unsigned thresholds[PA_GC_GENERATIONS];
-  /* in use: thresholds << backoff, backoff the number of collections of
-   * the generation in a row that found (next to) nothing, up to
-   * BACKOFF_MAX */
-  size_t limits[PA_GC_GENERATIONS];
+  /* collections of each generation in a row that found (next to)
+   * nothing, up to BACKOFF_MAX: its threshold in use is thresholds <<
+   * backoff (threshold_in_use) */
   unsigned backoff[PA_GC_GENERATIONS];
   /* generation 0: tracked allocations minus frees since its last
    * collection; generation i: collections of i - 1 since its last one */
@@ -560,10 +559,14 @@ static size_t free_unreachable(pa_gc_runtime *rt, gc_head *unreachable, bool fin
   return resurrected;
 }
 
+static size_t threshold_in_use(const pa_gc_runtime *rt, int gen) {
+  return (size_t)rt->thresholds[gen] << rt->backoff[gen];
+}
+
 /* Automatic collection may run at the next allocation once counts[0]
  * passes this. */
 static void young_limit_update(pa_gc_runtime *rt) {
-  rt->young_limit = rt->enabled ? rt->limits[0] : SIZE_MAX;
+  rt->young_limit = rt->enabled ? threshold_in_use(rt, 0) : SIZE_MAX;
 }
 
 /* A collection that found (next to) no garbage was pure cost: the objects
@@ -579,7 +582,6 @@ static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found, size_t
     rt->backoff[gen] = 0;
   else if (rt->backoff[gen] < BACKOFF_MAX)
     rt->backoff[gen]++;
-  rt->limits[gen] = (size_t)rt->thresholds[gen] << rt->backoff[gen];
   young_limit_update(rt);
 }
 
@@ -625,7 +627,7 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
  * its live heap for them). */
 static void collect_generations(pa_gc_runtime *rt) {
   for (int gen = PA_GC_GENERATIONS - 1; gen >= 0; gen--) {
-    if (rt->counts[gen] <= rt->limits[gen]) continue;
+    if (rt->counts[gen] <= threshold_in_use(rt, gen)) continue;
     if (gen == PA_GC_GENERATIONS - 1 &&
         rt->sizes[gen] < rt->long_lived_total + rt->long_lived_total / 4)
       continue;
@@ -761,7 +763,6 @@ PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) 
   }
   rt->enabled = true;
   memcpy(rt->thresholds, thresholds, sizeof thresholds);
-  for (int i = 0; i < PA_GC_GENERATIONS; i++) rt->limits[i] = thresholds[i];
   young_limit_update(rt);
   for (int i = 0; i < PA_GC_GENERATIONS; i++) list_init(&rt->generations[i]);
   return rt;
