@@ -540,9 +540,10 @@ typedef struct pa_gc_runtime pa_gc_runtime;
 typedef void (*pa_gc_visit)(void *referent, void *arg);
 
 /* A type, as CPython's type objects describe one; it must outlive its
- * objects and not change (pa_gc_new checks a type only when it is not
- * the one the runtime's last object was made of).  traverse NULL: the objects hold no references and are not
- * tracked by the collector (CPython's atoms: strings, numbers).
+ * objects and not change (pa_gc_new checks a type only when it is not the
+ * one the runtime's last object was made of).  traverse NULL: the objects
+ * hold no references and are not tracked by the collector (CPython's
+ * atoms: strings, numbers).
  * clear(obj) drops every reference obj holds (pa_decref each, then set the
  * field to NULL: it may be called twice); it is called when the object is
  * freed and to break cycles.  finalize(obj), optional, runs once per
@@ -640,6 +641,21 @@ PA_API void pa_gc_enable(pa_gc_runtime *rt);
 PA_API int pa_gc_disable(pa_gc_runtime *rt);
 PA_API int pa_gc_is_enabled(const pa_gc_runtime *rt);
 
+/* CPython's gc.freeze: every tracked object moves to a permanent
+ * generation that no collection examines, and generation 0's count starts
+ * again.  For data a program loads once and keeps (collections stop
+ * walking it; after a fork they stop writing to its pages, which the
+ * processes then keep sharing).  A frozen object is still freed when its
+ * count reaches zero; a cycle among frozen objects stays until
+ * pa_gc_unfreeze.  Returns how many moved; 0, doing nothing, when called
+ * during a collection (from a finalizer or a clear). */
+PA_API size_t pa_gc_freeze(pa_gc_runtime *rt);
+/* gc.unfreeze: the frozen objects join the oldest generation; returns how
+ * many (0, doing nothing, during a collection). */
+PA_API size_t pa_gc_unfreeze(pa_gc_runtime *rt);
+/* gc.get_freeze_count: how many objects are frozen now. */
+PA_API size_t pa_gc_freeze_count(const pa_gc_runtime *rt);
+
 struct pa_gc_generation_stats {
   size_t collections;  /* of this generation (younger ones included in it) */
   size_t examined;     /* objects looked at by those collections */
@@ -650,7 +666,7 @@ struct pa_gc_generation_stats {
 struct pa_gc_stats {
   struct pa_gc_generation_stats generations[PA_GC_GENERATIONS];
   size_t objects;         /* alive now */
-  size_t tracked;         /* of them, in the collector's generations */
+  size_t tracked;         /* of them, in the collector's generations or frozen */
   size_t generation_sizes[PA_GC_GENERATIONS];
   size_t created, freed_by_refcount, freed_by_collector;
   size_t finalized;       /* finalizers run */

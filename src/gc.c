@@ -40,7 +40,10 @@
  * doubles its generation's threshold, up to 64 times, until one frees
  * more (backoff_update).
  * Objects of a type with no traverse hold no references and are never
- * tracked (CPython's atoms).
+ * tracked (CPython's atoms).  pa_gc_freeze moves every tracked object to a
+ * permanent list past the generations, which no collection merges or
+ * examines (CPython's gc.freeze): references to them count as outside
+ * ones.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -50,6 +53,9 @@
 #include "internal.h"
 
 enum {
+  /* frozen (pa_gc_freeze): in no list a collection merges, and past every
+   * generation a collection examines */
+  GC_PERMANENT = PA_GC_GENERATIONS,
   GC_UNTRACKED = 0xff,
   GC_EXAMINED = 0xfe, /* found unreachable: in no generation for now */
   /* flags: the high nibble marks a live object (a freed block loses it:
@@ -79,7 +85,7 @@ typedef struct gc_head {
   const pa_gc_type *type;
   uint32_t refcnt;
   uint16_t runtime;
-  uint8_t generation; /* 0..2, GC_EXAMINED or GC_UNTRACKED */
+  uint8_t generation; /* 0..2, GC_PERMANENT, GC_EXAMINED or GC_UNTRACKED */
   uint8_t flags;
 } gc_head;
 _Static_assert(sizeof(gc_head) == 32, "the header poolalloc.h promises");
@@ -112,8 +118,9 @@ struct pa_gc_runtime {
   /* generation 0: tracked allocations minus frees since its last
    * collection; generation i: collections of i - 1 since its last one */
   size_t counts[PA_GC_GENERATIONS];
-  gc_head generations[PA_GC_GENERATIONS];
-  size_t sizes[PA_GC_GENERATIONS]; /* objects in each */
+  /* the generations' lists, then the permanent one */
+  gc_head generations[PA_GC_GENERATIONS + 1];
+  size_t sizes[PA_GC_GENERATIONS + 1]; /* objects in each */
   /* counts[0] past this collects (young_limit_update) */
   size_t young_limit;
   /* the type of the last object pa_gc_new_var made: its checks passed */
@@ -191,7 +198,7 @@ static void report(const char *what, const void *obj, const char *detail) {
  * as in CPython. */
 static void object_untrack(pa_gc_runtime *rt, gc_head *head) {
   list_unlink(head);
-  if (head->generation < PA_GC_GENERATIONS) rt->sizes[head->generation]--;
+  if (head->generation <= GC_PERMANENT) rt->sizes[head->generation]--;
   if (rt->counts[0] > 0) rt->counts[0]--;
   head->generation = GC_UNTRACKED;
 }
@@ -654,6 +661,35 @@ int pa_gc_disable(pa_gc_runtime *rt) {
 }
 int pa_gc_is_enabled(const pa_gc_runtime *rt) { return rt->enabled; }
 
+/* Moves every object of list `from` to list `to`, marking it `generation`;
+ * returns how many moved. */
+static size_t generation_move(pa_gc_runtime *rt, unsigned from, unsigned to) {
+  gc_head *list = &rt->generations[from];
+  for (gc_head *h = list->next; h != list; h = h->next) h->generation = (uint8_t)to;
+  list_merge(list, &rt->generations[to]);
+  size_t moved = rt->sizes[from];
+  rt->sizes[to] += moved;
+  rt->sizes[from] = 0;
+  return moved;
+}
+
+/* As CPython's gc.freeze, which also forgets the young allocations. */
+PA_ENTRY size_t pa_gc_freeze(pa_gc_runtime *rt) {
+  if (rt == NULL || rt->collecting) return 0;
+  size_t moved = 0;
+  for (unsigned gen = 0; gen < PA_GC_GENERATIONS; gen++)
+    moved += generation_move(rt, gen, GC_PERMANENT);
+  rt->counts[0] = 0;
+  return moved;
+}
+
+PA_ENTRY size_t pa_gc_unfreeze(pa_gc_runtime *rt) {
+  if (rt == NULL || rt->collecting) return 0;
+  return generation_move(rt, GC_PERMANENT, PA_GC_GENERATIONS - 1);
+}
+
+size_t pa_gc_freeze_count(const pa_gc_runtime *rt) { return rt ? rt->sizes[GC_PERMANENT] : 0; }
+
 /* ---- Objects --------------------------------------------------------------- */
 
 /* Zeroes n bytes: up to 64 with two overlapping fixed-size stores each,
@@ -764,7 +800,7 @@ PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) 
   rt->enabled = true;
   memcpy(rt->thresholds, thresholds, sizeof thresholds);
   young_limit_update(rt);
-  for (int i = 0; i < PA_GC_GENERATIONS; i++) list_init(&rt->generations[i]);
+  for (int i = 0; i <= GC_PERMANENT; i++) list_init(&rt->generations[i]);
   return rt;
 }
 
@@ -774,7 +810,7 @@ PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {
   rt->collecting = true;
   gc_head all;
   list_init(&all);
-  for (int i = 0; i < PA_GC_GENERATIONS; i++) list_merge(&rt->generations[i], &all);
+  for (int i = 0; i <= GC_PERMANENT; i++) list_merge(&rt->generations[i], &all);
   /* held and left to the collector, as garbage is (step 5): the clears
    * free only untracked objects */
   for (gc_head *h = all.next; h != &all; h = h->next) {
@@ -799,7 +835,7 @@ PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {
 void pa_gc_stats_get(const pa_gc_runtime *rt, struct pa_gc_stats *out) {
   *out = rt->stats;
   out->objects = out->created - out->freed_by_refcount - out->freed_by_collector;
-  out->tracked = 0;
+  out->tracked = rt->sizes[GC_PERMANENT];
   for (int i = 0; i < PA_GC_GENERATIONS; i++) {
     out->generation_sizes[i] = rt->sizes[i];
     out->tracked += rt->sizes[i];

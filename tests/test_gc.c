@@ -1,6 +1,6 @@
 /* Reference counting and the cycle collector (src/gc.c): cycles of every
  * shape collected exactly, nothing reachable ever freed, generations and
- * thresholds, finalizers once each with resurrection (PEP 442), deep
+ * thresholds, frozen objects, finalizers once each with resurrection (PEP 442), deep
  * structures freed without deep recursion, misuse reports, and a
  * randomized graph compared after every collection with a reachability
  * model of its own.
@@ -489,6 +489,99 @@ static void test_destroy(void) {
   CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
 }
 
+/* A finalizer that tries pa_gc_freeze and pa_gc_unfreeze mid-collection. */
+static pa_gc_runtime *freezing_runtime;
+static size_t frozen_from_finalizer = SIZE_MAX;
+static void freezing_finalize(void *obj) {
+  (void)obj;
+  frozen_from_finalizer = pa_gc_freeze(freezing_runtime) + pa_gc_unfreeze(freezing_runtime);
+}
+
+/* pa_gc_freeze: no collection examines frozen objects (a cycle among them
+ * stays), counting still frees them, young garbage still drops its
+ * references to them, and generation 0's count starts again;
+ * pa_gc_unfreeze puts them in the oldest generation, where the next full
+ * collection finds the cycle. */
+static void test_freeze(void) {
+  struct pa_gc_config config = {{100, 10, 10}};
+  pa_gc_runtime *rt = pa_gc_runtime_create(&config);
+  struct node *a = new_node(rt, &plain_type), *b = new_node(rt, &plain_type);
+  link_both(a, b);
+  struct node *kept = new_node(rt, &plain_type), *counted = new_node(rt, &plain_type);
+  void *atom = pa_gc_new(rt, &atom_type); /* untracked: not frozen */
+  struct node *young[95];
+  for (int i = 0; i < 95; i++) young[i] = new_node(rt, &plain_type);
+  CHECK_EQ(pa_gc_freeze(rt), 99);
+  CHECK_EQ(pa_gc_freeze_count(rt), 99);
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generation_sizes[0] + s.generation_sizes[1] + s.generation_sizes[2], 0);
+  CHECK_EQ(s.tracked, 99);
+  for (int i = 0; i < 95; i++) pa_decref(young[i]); /* freed by counting, frozen */
+  CHECK_EQ(pa_gc_freeze_count(rt), 4);
+  pa_decref(a);
+  pa_decref(b);
+
+  /* 99 tracked allocations before the freeze, 101 after: no collection
+   * yet, as the count started again; the 102nd collects */
+  struct node *loop = NULL;
+  for (int i = 0; i < 101; i++) {
+    loop = new_node(rt, &plain_type);
+    link_to(loop, 0, loop);
+    link_to(loop, 1, kept);
+    pa_decref(loop);
+  }
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 0);
+  CHECK_EQ(pa_refcount(kept), 102);
+  pa_decref(pa_gc_new(rt, &plain_type));
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 1);
+  CHECK_EQ(s.freed_by_collector, 101); /* the young loops, not a and b */
+  CHECK_EQ(pa_refcount(kept), 1);
+  CHECK_EQ(pa_gc_collect(rt, 2), 0);
+  CHECK_EQ(pa_gc_freeze_count(rt), 4);
+  CHECK_EQ(alive(rt), 5); /* a, b, kept, counted, atom */
+
+  pa_decref(counted);
+  CHECK_EQ(pa_gc_freeze_count(rt), 3);
+  CHECK_EQ(pa_gc_freeze(rt), 0); /* nothing tracked outside it */
+  CHECK_EQ(pa_gc_unfreeze(rt), 3);
+  CHECK_EQ(pa_gc_freeze_count(rt), 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generation_sizes[2], 3);
+  CHECK_EQ(pa_gc_collect(rt, 2), 2); /* a and b at last */
+  CHECK_EQ(alive(rt), 2);
+  pa_decref(kept);
+  pa_decref(atom);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_runtime_destroy(rt);
+
+  /* mid-collection both do nothing */
+  size_t blocks_before = check_pool_blocks_in_use();
+  freezing_runtime = pa_gc_runtime_create(NULL);
+  static const pa_gc_type freezing_type = {"freezing", sizeof(struct node), node_traverse,
+                                           node_clear, freezing_finalize};
+  struct node *survivor = new_node(freezing_runtime, &plain_type);
+  struct node *freezing = new_node(freezing_runtime, &freezing_type);
+  link_to(freezing, 0, freezing);
+  pa_decref(freezing);
+  CHECK_EQ(pa_gc_collect(freezing_runtime, 0), 1);
+  CHECK_EQ(frozen_from_finalizer, 0);
+  CHECK_EQ(pa_gc_freeze_count(freezing_runtime), 0);
+  pa_decref(survivor);
+
+  /* destroying a runtime frees its frozen objects too */
+  size_t blocks_with_runtime = check_pool_blocks_in_use();
+  struct node *frozen_loop = new_node(freezing_runtime, &plain_type);
+  link_to(frozen_loop, 0, frozen_loop);
+  CHECK_EQ(pa_gc_freeze(freezing_runtime), 1);
+  CHECK_EQ(check_pool_blocks_in_use(), blocks_with_runtime + 1);
+  pa_gc_runtime_destroy(freezing_runtime);
+  CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
+  CHECK_EQ(pa_gc_freeze(NULL) + pa_gc_unfreeze(NULL) + pa_gc_freeze_count(NULL), 0);
+}
+
 /* The randomized test: a graph mutated at random, compared after every
  * full collection with the set the model says is reachable from the
  * program's references, and after every partial one checked to have lost
@@ -725,6 +818,7 @@ int main(int argc, char **argv) {
   test_long_lived();
   test_deep();
   test_destroy();
+  test_freeze();
   test_random_graph();
   if (getenv("POOLALLOC_DEBUG") == NULL) test_misuse(argv[0]);
   return check_done();
