@@ -681,6 +681,18 @@ PA_API void pa_gc_stats_get(const pa_gc_runtime *rt, struct pa_gc_stats *out);
 PA_API size_t pa_gc_resurrected(const pa_gc_runtime *rt, void **out, size_t max);
 PA_API void pa_gc_resurrected_clear(pa_gc_runtime *rt);
 
+/* Seeing the objects, as CPython's gc.get_objects and gc.get_referrers do
+ * (finding what keeps an object alive, or what a leak is made of).  Both
+ * fill out[0 .. max-1] and return how many there are (0 during a
+ * collection, when the lists are being taken apart), without counting a
+ * reference to any.  pa_gc_objects: the tracked objects of a generation
+ * (0 .. PA_GC_GENERATIONS - 1, PA_GC_GENERATIONS for the frozen ones, -1
+ * for all of them); 0 with errno EINVAL for another generation or a NULL
+ * runtime.  pa_gc_referrers: the tracked objects whose traverse reports
+ * obj (each once); 0 with errno EINVAL for a NULL runtime or obj. */
+PA_API size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max);
+PA_API size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max);
+
 #ifdef __cplusplus
 }
 #endif

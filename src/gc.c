@@ -830,7 +830,7 @@ PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {
   pa_mem_free(rt);
 }
 
-/* ---- Statistics and resurrected objects ----------------------------------- */
+/* ---- Statistics and inspection -------------------------------------------- */
 
 void pa_gc_stats_get(const pa_gc_runtime *rt, struct pa_gc_stats *out) {
   *out = rt->stats;
@@ -851,4 +851,48 @@ void pa_gc_resurrected_clear(pa_gc_runtime *rt) {
   size_t n = rt->nresurrected;
   rt->nresurrected = 0;
   for (size_t i = 0; i < n; i++) pa_decref(rt->resurrected[i]);
+}
+
+PA_ENTRY size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max) {
+  if (rt == NULL || generation < -1 || generation > GC_PERMANENT) {
+    errno = EINVAL;
+    return 0;
+  }
+  if (rt->collecting) return 0; /* the lists are being taken apart */
+  int first = generation < 0 ? 0 : generation, last = generation < 0 ? GC_PERMANENT : generation;
+  size_t found = 0;
+  for (int i = first; i <= last; i++) {
+    const gc_head *list = &rt->generations[i];
+    for (gc_head *h = list->next; h != list; h = h->next, found++)
+      if (found < max) out[found] = object_of(h);
+  }
+  return found;
+}
+
+struct referrer_search {
+  const void *target;
+  bool found;
+};
+
+static void visit_find(void *referent, void *arg) {
+  struct referrer_search *search = arg;
+  if (referent == search->target) search->found = true;
+}
+
+PA_ENTRY size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max) {
+  if (rt == NULL || obj == NULL) {
+    errno = EINVAL;
+    return 0;
+  }
+  if (rt->collecting) return 0;
+  size_t found = 0;
+  for (int i = 0; i <= GC_PERMANENT; i++) {
+    const gc_head *list = &rt->generations[i];
+    for (gc_head *h = list->next; h != list; h = h->next) {
+      struct referrer_search search = {obj, false};
+      h->type->traverse(object_of(h), visit_find, &search);
+      if (search.found && found++ < max) out[found - 1] = object_of(h);
+    }
+  }
+  return found;
 }

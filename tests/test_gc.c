@@ -1,7 +1,8 @@
 /* Reference counting and the cycle collector (src/gc.c): cycles of every
  * shape collected exactly, nothing reachable ever freed, generations and
- * thresholds, frozen objects, finalizers once each with resurrection (PEP 442), deep
- * structures freed without deep recursion, misuse reports, and a
+ * thresholds, frozen objects, finalizers once each with resurrection
+ * (PEP 442), deep structures freed without deep recursion, listing the
+ * objects and their referrers, misuse reports, and a
  * randomized graph compared after every collection with a reachability
  * model of its own.
  *
@@ -489,12 +490,14 @@ static void test_destroy(void) {
   CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
 }
 
-/* A finalizer that tries pa_gc_freeze and pa_gc_unfreeze mid-collection. */
+/* A finalizer that tries freezing and seeing the objects mid-collection. */
 static pa_gc_runtime *freezing_runtime;
 static size_t frozen_from_finalizer = SIZE_MAX;
 static void freezing_finalize(void *obj) {
-  (void)obj;
-  frozen_from_finalizer = pa_gc_freeze(freezing_runtime) + pa_gc_unfreeze(freezing_runtime);
+  void *out[4];
+  frozen_from_finalizer = pa_gc_freeze(freezing_runtime) + pa_gc_unfreeze(freezing_runtime) +
+                          pa_gc_objects(freezing_runtime, -1, out, 4) +
+                          pa_gc_referrers(freezing_runtime, obj, out, 4);
 }
 
 /* pa_gc_freeze: no collection examines frozen objects (a cycle among them
@@ -557,7 +560,7 @@ static void test_freeze(void) {
   CHECK_EQ(alive(rt), 0);
   pa_gc_runtime_destroy(rt);
 
-  /* mid-collection both do nothing */
+  /* mid-collection they all do nothing */
   size_t blocks_before = check_pool_blocks_in_use();
   freezing_runtime = pa_gc_runtime_create(NULL);
   static const pa_gc_type freezing_type = {"freezing", sizeof(struct node), node_traverse,
@@ -580,6 +583,69 @@ static void test_freeze(void) {
   pa_gc_runtime_destroy(freezing_runtime);
   CHECK_EQ(check_pool_blocks_in_use(), blocks_before);
   CHECK_EQ(pa_gc_freeze(NULL) + pa_gc_unfreeze(NULL) + pa_gc_freeze_count(NULL), 0);
+}
+
+static bool holds(void *const *objects, size_t count, const void *obj) {
+  for (size_t i = 0; i < count; i++)
+    if (objects[i] == obj) return true;
+  return false;
+}
+
+/* pa_gc_objects lists a generation's objects (or the frozen ones, or all),
+ * pa_gc_referrers the objects whose traverse reports one; neither counts a
+ * reference, and a short array gets the first ones and the whole count. */
+static void test_inspect(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_disable(rt);
+  struct node *a = new_node(rt, &plain_type), *b = new_node(rt, &plain_type);
+  struct node *c = new_node(rt, &plain_type);
+  void *atom = pa_gc_new(rt, &atom_type);
+  link_both(a, b);
+  link_to(c, 0, a);
+  link_to(c, 1, a);
+  link_to(c, 2, atom);
+  void *out[8] = {0};
+  CHECK_EQ(pa_gc_objects(rt, -1, out, 8), 3); /* the atom is not tracked */
+  CHECK(holds(out, 3, a) && holds(out, 3, b) && holds(out, 3, c));
+  CHECK_EQ(pa_gc_objects(rt, 0, out, 8), 3);
+  CHECK_EQ(pa_gc_objects(rt, 1, out, 8), 0);
+  CHECK_EQ(pa_gc_referrers(rt, a, out, 8), 2); /* c once, for both its references */
+  CHECK(holds(out, 2, b) && holds(out, 2, c));
+  CHECK_EQ(pa_gc_referrers(rt, b, out, 8), 1);
+  CHECK(out[0] == a);
+  CHECK_EQ(pa_gc_referrers(rt, atom, out, 8), 1);
+  CHECK(out[0] == c);
+  CHECK_EQ(pa_gc_referrers(rt, c, out, 8), 0);
+  out[1] = NULL;
+  CHECK_EQ(pa_gc_objects(rt, -1, out, 1), 3);
+  CHECK(holds(out, 1, a) || holds(out, 1, b) || holds(out, 1, c));
+  CHECK(out[1] == NULL);
+  CHECK_EQ(pa_refcount(a), 4); /* the program, b and c twice */
+  CHECK_EQ(pa_refcount(c), 1);
+
+  CHECK_EQ(pa_gc_collect(rt, 0), 0);
+  CHECK_EQ(pa_gc_objects(rt, 0, out, 8), 0);
+  CHECK_EQ(pa_gc_objects(rt, 1, out, 8), 3);
+  CHECK_EQ(pa_gc_freeze(rt), 3);
+  CHECK_EQ(pa_gc_objects(rt, PA_GC_GENERATIONS, out, 8), 3);
+  CHECK_EQ(pa_gc_objects(rt, -1, out, 8), 3);
+  CHECK_EQ(pa_gc_referrers(rt, a, out, 8), 2);
+
+  errno = 0;
+  CHECK(pa_gc_objects(rt, PA_GC_GENERATIONS + 1, out, 8) == 0 && errno == EINVAL);
+  errno = 0;
+  CHECK(pa_gc_objects(rt, -2, out, 8) == 0 && errno == EINVAL);
+  errno = 0;
+  CHECK(pa_gc_objects(NULL, -1, out, 8) == 0 && errno == EINVAL);
+  errno = 0;
+  CHECK(pa_gc_referrers(rt, NULL, out, 8) == 0 && errno == EINVAL);
+  errno = 0;
+  CHECK(pa_gc_referrers(NULL, a, out, 8) == 0 && errno == EINVAL);
+  pa_decref(atom);
+  pa_decref(c);
+  pa_decref(a);
+  pa_decref(b);
+  pa_gc_runtime_destroy(rt);
 }
 
 /* The randomized test: a graph mutated at random, compared after every
@@ -819,6 +885,7 @@ int main(int argc, char **argv) {
   test_deep();
   test_destroy();
   test_freeze();
+  test_inspect();
   test_random_graph();
   if (getenv("POOLALLOC_DEBUG") == NULL) test_misuse(argv[0]);
   return check_done();
