@@ -642,8 +642,8 @@ PA_API int pa_gc_disable(pa_gc_runtime *rt);
 PA_API int pa_gc_is_enabled(const pa_gc_runtime *rt);
 
 /* CPython's gc.freeze: every tracked object moves to a permanent
- * generation that no collection examines, and generation 0's count starts
- * again.  For data a program loads once and keeps (collections stop
+ * generation that no collection examines, and the generations' counts
+ * (pa_gc_config) start again.  For data a program loads once and keeps (collections stop
  * walking it; after a fork they stop writing to its pages, which the
  * processes then keep sharing).  A frozen object is still freed when its
  * count reaches zero; a cycle among frozen objects stays until

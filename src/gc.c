@@ -673,13 +673,15 @@ static size_t generation_move(pa_gc_runtime *rt, unsigned from, unsigned to) {
   return moved;
 }
 
-/* As CPython's gc.freeze, which also forgets the young allocations. */
+/* The generations end empty, so what counts towards their next
+ * collections starts again. */
 PA_ENTRY size_t pa_gc_freeze(pa_gc_runtime *rt) {
   if (rt == NULL || rt->collecting) return 0;
   size_t moved = 0;
-  for (unsigned gen = 0; gen < PA_GC_GENERATIONS; gen++)
+  for (unsigned gen = 0; gen < PA_GC_GENERATIONS; gen++) {
     moved += generation_move(rt, gen, GC_PERMANENT);
-  rt->counts[0] = 0;
+    rt->counts[gen] = 0;
+  }
   return moved;
 }
 

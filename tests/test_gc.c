@@ -560,6 +560,21 @@ static void test_freeze(void) {
   CHECK_EQ(alive(rt), 0);
   pa_gc_runtime_destroy(rt);
 
+  /* generation 1's count starts again too: two young collections before
+   * the freeze and three after make no collection of generation 1 (it
+   * comes once generation 0 has been collected more than twice) */
+  struct pa_gc_config two = {{100, 2, 10}};
+  rt = pa_gc_runtime_create(&two);
+  for (int i = 0; i < 203; i++) drop_self_loop(rt); /* collects at the 102nd and 203rd */
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 2);
+  pa_gc_freeze(rt);
+  for (int i = 0; i < 304; i++) drop_self_loop(rt);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 5);
+  CHECK_EQ(s.generations[1].collections, 0);
+  pa_gc_runtime_destroy(rt);
+
   /* mid-collection they all do nothing */
   size_t blocks_before = check_pool_blocks_in_use();
   freezing_runtime = pa_gc_runtime_create(NULL);
