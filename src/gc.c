@@ -661,8 +661,8 @@ int pa_gc_disable(pa_gc_runtime *rt) {
 }
 int pa_gc_is_enabled(const pa_gc_runtime *rt) { return rt->enabled; }
 
-/* Moves every object of list `from` to list `to`, marking it `generation`;
- * returns how many moved. */
+/* Moves every object of list `from` to list `to`, setting its generation
+ * to `to`; returns how many moved. */
 static size_t generation_move(pa_gc_runtime *rt, unsigned from, unsigned to) {
   gc_head *list = &rt->generations[from];
   for (gc_head *h = list->next; h != list; h = h->next) h->generation = (uint8_t)to;
@@ -675,7 +675,7 @@ static size_t generation_move(pa_gc_runtime *rt, unsigned from, unsigned to) {
 
 /* The generations end empty, so what counts towards their next
  * collections starts again. */
-PA_ENTRY size_t pa_gc_freeze(pa_gc_runtime *rt) {
+size_t pa_gc_freeze(pa_gc_runtime *rt) {
   if (rt == NULL || rt->collecting) return 0;
   size_t moved = 0;
   for (unsigned gen = 0; gen < PA_GC_GENERATIONS; gen++) {
@@ -685,7 +685,7 @@ PA_ENTRY size_t pa_gc_freeze(pa_gc_runtime *rt) {
   return moved;
 }
 
-PA_ENTRY size_t pa_gc_unfreeze(pa_gc_runtime *rt) {
+size_t pa_gc_unfreeze(pa_gc_runtime *rt) {
   if (rt == NULL || rt->collecting) return 0;
   return generation_move(rt, GC_PERMANENT, PA_GC_GENERATIONS - 1);
 }
@@ -855,7 +855,7 @@ void pa_gc_resurrected_clear(pa_gc_runtime *rt) {
   for (size_t i = 0; i < n; i++) pa_decref(rt->resurrected[i]);
 }
 
-PA_ENTRY size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max) {
+size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max) {
   if (rt == NULL || generation < -1 || generation > GC_PERMANENT) {
     errno = EINVAL;
     return 0;
@@ -881,7 +881,7 @@ static void visit_find(void *referent, void *arg) {
   if (referent == search->target) search->found = true;
 }
 
-PA_ENTRY size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max) {
+size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max) {
   if (rt == NULL || obj == NULL) {
     errno = EINVAL;
     return 0;
