@@ -855,22 +855,6 @@ void pa_gc_resurrected_clear(pa_gc_runtime *rt) {
   for (size_t i = 0; i < n; i++) pa_decref(rt->resurrected[i]);
 }
 
-size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max) {
-  if (rt == NULL || generation < -1 || generation > GC_PERMANENT) {
-    errno = EINVAL;
-    return 0;
-  }
-  if (rt->collecting) return 0; /* the lists are being taken apart */
-  int first = generation < 0 ? 0 : generation, last = generation < 0 ? GC_PERMANENT : generation;
-  size_t found = 0;
-  for (int i = first; i <= last; i++) {
-    const gc_head *list = &rt->generations[i];
-    for (gc_head *h = list->next; h != list; h = h->next, found++)
-      if (found < max) out[found] = object_of(h);
-  }
-  return found;
-}
-
 struct referrer_search {
   const void *target;
   bool found;
@@ -881,20 +865,40 @@ static void visit_find(void *referent, void *arg) {
   if (referent == search->target) search->found = true;
 }
 
+/* The objects of lists first..last (of those whose traverse reports
+ * `referent`, unless it is NULL) into out[0 .. max-1]; returns how many. */
+static size_t objects_listed(const pa_gc_runtime *rt, int first, int last, const void *referent,
+                             void **out, size_t max) {
+  if (rt->collecting) return 0; /* the lists are being taken apart */
+  size_t found = 0;
+  for (int i = first; i <= last; i++) {
+    const gc_head *list = &rt->generations[i];
+    for (gc_head *h = list->next; h != list; h = h->next) {
+      if (referent) {
+        struct referrer_search search = {referent, false};
+        h->type->traverse(object_of(h), visit_find, &search);
+        if (!search.found) continue;
+      }
+      if (found < max) out[found] = object_of(h);
+      found++;
+    }
+  }
+  return found;
+}
+
+size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max) {
+  if (rt == NULL || generation < -1 || generation > GC_PERMANENT) {
+    errno = EINVAL;
+    return 0;
+  }
+  if (generation < 0) return objects_listed(rt, 0, GC_PERMANENT, NULL, out, max);
+  return objects_listed(rt, generation, generation, NULL, out, max);
+}
+
 size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max) {
   if (rt == NULL || obj == NULL) {
     errno = EINVAL;
     return 0;
   }
-  if (rt->collecting) return 0;
-  size_t found = 0;
-  for (int i = 0; i <= GC_PERMANENT; i++) {
-    const gc_head *list = &rt->generations[i];
-    for (gc_head *h = list->next; h != list; h = h->next) {
-      struct referrer_search search = {obj, false};
-      h->type->traverse(object_of(h), visit_find, &search);
-      if (search.found && found++ < max) out[found - 1] = object_of(h);
-    }
-  }
-  return found;
+  return objects_listed(rt, 0, GC_PERMANENT, obj, out, max);
 }
