@@ -389,9 +389,10 @@ static void test_collector_edges(void) {
   pa_decref(b);
   kept_by_clear = NULL;
   CHECK_EQ(pa_gc_collect(rt, 0), 1);
-  CHECK(kept_by_clear == b);
-  CHECK_EQ(pa_refcount(b), 1);
-  CHECK(b->slot[0] == NULL); /* cleared, but alive */
+  /* whichever was cleared first kept the other */
+  CHECK(kept_by_clear == a || kept_by_clear == b);
+  CHECK_EQ(pa_refcount(kept_by_clear), 1);
+  CHECK(kept_by_clear->slot[0] == NULL); /* cleared, but alive */
   struct pa_gc_stats s;
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.objects, 1);
