@@ -4,12 +4,14 @@
  * (PEP 442), deep structures freed without deep recursion, listing the
  * objects and their referrers, misuse reports, and a
  * randomized graph compared after every collection with a reachability
- * model of its own.
+ * model of its own, and runtimes on several threads at once and handed
+ * from one thread to another.
  *
  *   test_gc          everything
  *   test_gc NAME     one misuse (a child)
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -706,6 +708,146 @@ static int pick_reachable(struct model *m, unsigned long long *random) {
   return -1;
 }
 
+/* ---- Runtimes and threads -------------------------------------------------- */
+
+/* What one thread did with its own runtime (checked by the main thread:
+ * the harness's counters are not shared safely). */
+struct runtime_work {
+  pa_gc_runtime *rt;
+  unsigned long long seed;
+  size_t rings, nodes, kept_sum, read_sum;
+  struct pa_gc_stats stats;
+};
+
+enum { KEPT_RINGS = 64 };
+
+/* A ring of `length` plain nodes, each holding the next (and every other
+ * one a node three further on), its first node also holding a chain of
+ * two (freed by counting once the ring is collected); returns that first
+ * node, which holds the only outside reference.  id: the ring's number,
+ * in every node of the ring. */
+static struct node *ring_new(pa_gc_runtime *rt, int length, int id) {
+  struct node *nodes[8];
+  for (int i = 0; i < length; i++) {
+    nodes[i] = pa_gc_new(rt, &plain_type);
+    nodes[i]->id = id;
+  }
+  for (int i = 0; i < length; i++) {
+    link_to(nodes[i], 0, nodes[(i + 1) % length]);
+    if (i % 2 == 0) link_to(nodes[i], 1, nodes[(i + 3) % length]);
+  }
+  for (int i = 1; i < length; i++) pa_decref(nodes[i]);
+  struct node *chain = pa_gc_new(rt, &plain_type);
+  chain->slot[0] = pa_gc_new(rt, &plain_type);
+  nodes[0]->slot[2] = chain;
+  return nodes[0];
+}
+
+/* Makes a ring of 8 and drops it, collection off: the thread exits with
+ * its cycle still in the runtime. */
+static void *ring_left(void *arg) {
+  struct runtime_work *w = arg;
+  int was = pa_gc_disable(w->rt);
+  pa_decref(ring_new(w->rt, 8, 1));
+  if (was) pa_gc_enable(w->rt);
+  return NULL;
+}
+
+static size_t ring_ids(const struct node *ring) {
+  size_t sum = 0;
+  const struct node *n = ring;
+  do {
+    sum += (size_t)n->id;
+    n = n->slot[0];
+  } while (n != ring);
+  return sum;
+}
+
+/* Rings made and dropped with automatic collection on, some kept for a
+ * while and read back whole when dropped; everything collected at the
+ * end.  One runtime per thread, all threads at once. */
+static void *runtime_churn(void *arg) {
+  struct runtime_work *w = arg;
+  pa_gc_runtime *rt = w->rt ? w->rt : pa_gc_runtime_create(NULL);
+  struct node *kept[KEPT_RINGS] = {NULL};
+  for (size_t r = 0; r < w->rings; r++) {
+    int length = 1 + (int)(check_random(&w->seed) % 8);
+    struct node *ring = ring_new(rt, length, (int)r);
+    struct node *pair = pa_gc_new(rt, &plain_type); /* no cycle: counting frees it */
+    pair->slot[0] = pa_gc_new(rt, &plain_type);
+    pa_decref(pair);
+    w->nodes += (size_t)length + 4;
+    if (r % 8 == 0) {
+      size_t slot = (r / 8) % KEPT_RINGS;
+      if (kept[slot]) {
+        w->read_sum += ring_ids(kept[slot]);
+        pa_decref(kept[slot]);
+      }
+      kept[slot] = ring;
+      w->kept_sum += ring_ids(ring);
+    } else {
+      pa_decref(ring);
+    }
+  }
+  for (size_t i = 0; i < KEPT_RINGS; i++)
+    if (kept[i]) {
+      w->read_sum += ring_ids(kept[i]);
+      pa_decref(kept[i]);
+    }
+  pa_gc_collect(rt, 2);
+  pa_gc_stats_get(rt, &w->stats);
+  if (w->rt == NULL) pa_gc_runtime_destroy(rt);
+  return NULL;
+}
+
+static void work_check(const struct runtime_work *w) {
+  CHECK_EQ(w->stats.created, w->nodes);
+  CHECK_EQ(w->stats.objects, 0);
+  CHECK_EQ(w->stats.freed_by_refcount + w->stats.freed_by_collector, w->nodes);
+  CHECK(w->stats.generations[0].collections > 0); /* automatic ones ran */
+  CHECK(w->stats.freed_by_refcount >= 2 * w->rings); /* the pairs, at least */
+  CHECK_EQ(w->read_sum, w->kept_sum);              /* kept rings stayed whole */
+}
+
+/* Several runtimes on several threads at once (each used by one), then
+ * one runtime used by three threads in turn: objects made on one thread
+ * are dropped and collected on another, whose frees go back to the pools
+ * of a thread that has exited. */
+static void test_threads(void) {
+  enum { THREADS = 4 };
+  pthread_t threads[THREADS];
+  struct runtime_work work[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    work[i] = (struct runtime_work){.seed = 0x9e3779b9u * (unsigned)(i + 1), .rings = 20000};
+    CHECK(pthread_create(&threads[i], NULL, runtime_churn, &work[i]) == 0);
+  }
+  for (int i = 0; i < THREADS; i++) pthread_join(threads[i], NULL);
+  for (int i = 0; i < THREADS; i++) work_check(&work[i]);
+
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct runtime_work turns[3];
+  size_t created = 0;
+  for (int i = 0; i < 3; i++) {
+    turns[i] = (struct runtime_work){.rt = rt, .seed = 77u + (unsigned)i, .rings = 5000};
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, runtime_churn, &turns[i]) == 0);
+    pthread_join(thread, NULL);
+    created += turns[i].nodes;
+    CHECK_EQ(turns[i].stats.created, created);
+    CHECK_EQ(turns[i].stats.objects, 0);
+    CHECK_EQ(turns[i].read_sum, turns[i].kept_sum);
+  }
+  /* A cycle left by an exited thread, collected here. */
+  struct runtime_work leave = {.rt = rt};
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, ring_left, &leave) == 0);
+  pthread_join(thread, NULL);
+  CHECK_EQ(alive(rt), 10);
+  CHECK_EQ(pa_gc_collect(rt, 2), 10); /* the ring, and its chain as it goes */
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_runtime_destroy(rt);
+}
+
 static void test_random_graph(void) {
   static struct model m;
   pa_gc_runtime *rt = pa_gc_runtime_create(&(struct pa_gc_config){{50, 3, 3}});
@@ -902,6 +1044,7 @@ int main(int argc, char **argv) {
   test_destroy();
   test_freeze();
   test_inspect();
+  test_threads();
   test_random_graph();
   if (getenv("POOLALLOC_DEBUG") == NULL) test_misuse(argv[0]);
   return check_done();
