@@ -636,6 +636,17 @@ PA_API const pa_gc_type *pa_gc_type_of(const void *obj);
 /* Collects generations 0..gen (gen -1 or 2: all); returns the objects it
  * freed as garbage.  Runs even while automatic collection is disabled. */
 PA_API size_t pa_gc_collect(pa_gc_runtime *rt, int gen);
+/* CPython's gc.set_threshold: new thresholds (NULL or all 0: 700, 10,
+ * 10), in force from the next allocation, without the backoff earlier
+ * collections built up; -1 with errno EINVAL (a NULL runtime, a threshold
+ * of 0 with others set), the runtime unchanged. */
+PA_API int pa_gc_config_set(pa_gc_runtime *rt, const struct pa_gc_config *config);
+/* gc.get_threshold: the thresholds configured (not doubled by backoff). */
+PA_API void pa_gc_config_get(const pa_gc_runtime *rt, struct pa_gc_config *out);
+/* gc.get_count: generation 0's allocations minus frees of tracked objects
+ * since its last collection; generations 1 and 2's collections of the
+ * generation below since their own last one. */
+PA_API void pa_gc_counts(const pa_gc_runtime *rt, size_t counts[PA_GC_GENERATIONS]);
 /* Automatic collection (on by default); _disable returns the old state. */
 PA_API void pa_gc_enable(pa_gc_runtime *rt);
 PA_API int pa_gc_disable(pa_gc_runtime *rt);

@@ -773,19 +773,26 @@ PA_ENTRY void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type) {
 
 static const unsigned default_thresholds[PA_GC_GENERATIONS] = {700, 10, 10};
 
-PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) {
-  unsigned thresholds[PA_GC_GENERATIONS];
+/* config's thresholds (CPython's with none given); false if some, not all,
+ * are 0. */
+static bool config_thresholds(const struct pa_gc_config *config,
+                              unsigned thresholds[PA_GC_GENERATIONS]) {
   bool any = false, all = true;
   for (int i = 0; i < PA_GC_GENERATIONS; i++) {
     thresholds[i] = config ? config->thresholds[i] : 0;
     any |= thresholds[i] != 0;
     all &= thresholds[i] != 0;
   }
-  if (any && !all) {
+  if (!any) memcpy(thresholds, default_thresholds, sizeof default_thresholds);
+  return all || !any;
+}
+
+PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) {
+  unsigned thresholds[PA_GC_GENERATIONS];
+  if (!config_thresholds(config, thresholds)) {
     errno = EINVAL;
     return NULL;
   }
-  if (!any) memcpy(thresholds, default_thresholds, sizeof thresholds);
   pa_gc_runtime *rt = pa_mem_calloc(1, sizeof *rt);
   if (rt == NULL) return NULL;
   pthread_mutex_lock(&runtimes.lock);
@@ -810,6 +817,27 @@ PA_ENTRY pa_gc_runtime *pa_gc_runtime_create(const struct pa_gc_config *config) 
   young_limit_update(rt);
   for (int i = 0; i <= GC_PERMANENT; i++) list_init(&rt->generations[i]);
   return rt;
+}
+
+/* New thresholds start without backoff: the program chose them. */
+int pa_gc_config_set(pa_gc_runtime *rt, const struct pa_gc_config *config) {
+  unsigned thresholds[PA_GC_GENERATIONS];
+  if (rt == NULL || !config_thresholds(config, thresholds)) {
+    errno = EINVAL;
+    return -1;
+  }
+  memcpy(rt->thresholds, thresholds, sizeof thresholds);
+  memset(rt->backoff, 0, sizeof rt->backoff);
+  young_limit_update(rt);
+  return 0;
+}
+
+void pa_gc_config_get(const pa_gc_runtime *rt, struct pa_gc_config *out) {
+  memcpy(out->thresholds, rt->thresholds, sizeof out->thresholds);
+}
+
+void pa_gc_counts(const pa_gc_runtime *rt, size_t counts[PA_GC_GENERATIONS]) {
+  memcpy(counts, rt->counts, sizeof rt->counts);
 }
 
 PA_ENTRY void pa_gc_runtime_destroy(pa_gc_runtime *rt) {

@@ -231,6 +231,71 @@ static void test_generations(void) {
   pa_gc_runtime_destroy(rt);
 }
 
+static size_t collections(pa_gc_runtime *rt) {
+  struct pa_gc_stats s;
+  pa_gc_stats_get(rt, &s);
+  size_t total = 0;
+  for (int g = 0; g < PA_GC_GENERATIONS; g++) total += s.generations[g].collections;
+  return total;
+}
+
+/* Thresholds changed on a live runtime (gc.set_threshold), read back
+ * (gc.get_threshold), and the counts (gc.get_count). */
+static void test_config(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct pa_gc_config config;
+  pa_gc_config_get(rt, &config);
+  CHECK(config.thresholds[0] == 700 && config.thresholds[1] == 10 && config.thresholds[2] == 10);
+  CHECK_EQ(pa_gc_config_set(rt, &(struct pa_gc_config){{3, 2, 2}}), 0);
+  pa_gc_config_get(rt, &config);
+  CHECK(config.thresholds[0] == 3 && config.thresholds[1] == 2 && config.thresholds[2] == 2);
+
+  struct node *kept[40];
+  size_t counts[PA_GC_GENERATIONS];
+  struct pa_gc_stats s;
+  for (int i = 0; i < 4; i++) kept[i] = new_node(rt, &plain_type);
+  pa_gc_counts(rt, counts);
+  CHECK(counts[0] == 4 && counts[1] == 0 && counts[2] == 0);
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 0); /* 3 allocations are not past 3 */
+  kept[4] = new_node(rt, &plain_type);       /* 4 are: this one collects first */
+  pa_gc_stats_get(rt, &s);
+  CHECK_EQ(s.generations[0].collections, 1);
+  pa_gc_counts(rt, counts);
+  CHECK(counts[0] == 1 && counts[1] == 1 && counts[2] == 0);
+  pa_decref(kept[4]); /* a tracked object's free counts against generation 0 */
+  pa_gc_counts(rt, counts);
+  CHECK_EQ(counts[0], 0);
+
+  /* Collections finding nothing doubled the threshold; setting it again
+   * starts from the configured value (the collection it makes may be of
+   * an older generation, which includes generation 0). */
+  for (int i = 4; i < 40; i++) kept[i] = new_node(rt, &plain_type);
+  CHECK_EQ(pa_gc_collect(rt, 0), 0);
+  CHECK_EQ(pa_gc_config_set(rt, &(struct pa_gc_config){{3, 2, 2}}), 0);
+  size_t before = collections(rt);
+  struct node *more[5];
+  for (int i = 0; i < 4; i++) more[i] = new_node(rt, &plain_type);
+  CHECK_EQ(collections(rt), before);
+  more[4] = new_node(rt, &plain_type);
+  CHECK_EQ(collections(rt), before + 1);
+
+  errno = 0;
+  CHECK(pa_gc_config_set(rt, &(struct pa_gc_config){{5, 0, 5}}) == -1 && errno == EINVAL);
+  pa_gc_config_get(rt, &config);
+  CHECK(config.thresholds[0] == 3 && config.thresholds[1] == 2); /* unchanged */
+  errno = 0;
+  CHECK(pa_gc_config_set(NULL, NULL) == -1 && errno == EINVAL);
+  CHECK_EQ(pa_gc_config_set(rt, NULL), 0); /* CPython's again */
+  pa_gc_config_get(rt, &config);
+  CHECK(config.thresholds[0] == 700 && config.thresholds[1] == 10 && config.thresholds[2] == 10);
+  for (int i = 4; i < 40; i++) pa_decref(kept[i]);
+  for (int i = 0; i < 4; i++) pa_decref(kept[i]);
+  for (int i = 0; i < 5; i++) pa_decref(more[i]);
+  CHECK_EQ(alive(rt), 0);
+  pa_gc_runtime_destroy(rt);
+}
+
 /* The collections made while a structure is built find nothing: each
  * doubles the generation's threshold, up to 64 times the configured one,
  * as does one that finds next to nothing; one that finds garbage in
@@ -1037,6 +1102,7 @@ int main(int argc, char **argv) {
   test_shapes();
   test_generations();
   test_backoff();
+  test_config();
   test_finalizers();
   test_collector_edges();
   test_long_lived();
