@@ -703,6 +703,12 @@ PA_API void pa_gc_resurrected_clear(pa_gc_runtime *rt);
  * obj (each once); 0 with errno EINVAL for a NULL runtime or obj. */
 PA_API size_t pa_gc_objects(const pa_gc_runtime *rt, int generation, void **out, size_t max);
 PA_API size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, size_t max);
+/* gc.get_referents: the objects obj's traverse reports, in its order (one
+ * reported twice is listed twice); fills out[0 .. max-1] and returns how
+ * many there are: 0 for an object whose type has no traverse.  0 with
+ * errno EINVAL for NULL, or for a freed object, which is reported as
+ * pa_incref reports it. */
+PA_API size_t pa_gc_referents(const void *obj, void **out, size_t max);
 
 #ifdef __cplusplus
 }

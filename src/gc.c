@@ -936,3 +936,32 @@ size_t pa_gc_referrers(const pa_gc_runtime *rt, const void *obj, void **out, siz
   }
   return objects_listed(rt, 0, GC_PERMANENT, obj, out, max);
 }
+
+struct referent_list {
+  void **out;
+  size_t max, found;
+};
+
+static void visit_list(void *referent, void *arg) {
+  struct referent_list *list = arg;
+  if (referent == NULL) return;
+  if (list->found < list->max) list->out[list->found] = referent;
+  list->found++;
+}
+
+size_t pa_gc_referents(const void *obj, void **out, size_t max) {
+  if (obj == NULL) {
+    errno = EINVAL;
+    return 0;
+  }
+  const gc_head *head = head_of(obj);
+  if (!head_alive(head)) {
+    pa_gc_misuse((void *)obj, "pa_gc_referents");
+    errno = EINVAL;
+    return 0;
+  }
+  if (head->type->traverse == NULL) return 0;
+  struct referent_list list = {out, max, 0};
+  head->type->traverse((void *)obj, visit_list, &list);
+  return list.found;
+}

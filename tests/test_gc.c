@@ -699,6 +699,16 @@ static void test_inspect(void) {
   CHECK_EQ(pa_gc_referrers(rt, atom, out, 8), 1);
   CHECK(out[0] == c);
   CHECK_EQ(pa_gc_referrers(rt, c, out, 8), 0);
+  CHECK_EQ(pa_gc_referents(c, out, 8), 3); /* in traverse's order, a twice */
+  CHECK(out[0] == a && out[1] == a && out[2] == atom);
+  CHECK_EQ(pa_gc_referents(b, out, 8), 1);
+  CHECK(out[0] == a);
+  CHECK_EQ(pa_gc_referents(atom, out, 8), 0); /* no traverse */
+  out[1] = NULL;
+  CHECK_EQ(pa_gc_referents(c, out, 1), 3);
+  CHECK(out[0] == a && out[1] == NULL);
+  errno = 0;
+  CHECK(pa_gc_referents(NULL, out, 8) == 0 && errno == EINVAL);
   out[1] = NULL;
   CHECK_EQ(pa_gc_objects(rt, -1, out, 1), 3);
   CHECK(holds(out, 1, a) || holds(out, 1, b) || holds(out, 1, c));
@@ -1014,6 +1024,14 @@ static int use_after_free(void) {
   return 0;
 }
 
+static int referents_of_freed(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  struct node *n = pa_gc_new(rt, &plain_type);
+  pa_decref(n);
+  void *out[4];
+  return pa_gc_referents(n, out, 4) == 0 && errno == EINVAL ? 0 : 1;
+}
+
 /* A count at its limit: the next incref is reported and not counted. */
 static int incref_overflow(void) {
   pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
@@ -1070,6 +1088,7 @@ static const struct {
 } misuses[] = {
     {"decref_below_zero", decref_below_zero, "reference count below zero"},
     {"use_after_free", use_after_free, "pa_incref(0x"},
+    {"referents_of_freed", referents_of_freed, "pa_gc_referents(0x"},
     {"traverse_bad_pointer", traverse_bad_pointer, "which is not a live object of this runtime"},
     {"incref_overflow", incref_overflow, "reference count past its limit"},
     {"dealloc_counted", dealloc_counted, "not a live object with a count of zero"},
@@ -1080,7 +1099,8 @@ static void test_misuse(const char *argv0) {
   static char err[8192];
   for (size_t i = 0; i < sizeof misuses / sizeof *misuses; i++) {
 #ifdef PA_ASAN
-    if (misuses[i].run == use_after_free) continue; /* AddressSanitizer reports it first */
+    if (misuses[i].run == use_after_free || misuses[i].run == referents_of_freed)
+      continue; /* AddressSanitizer reports it first */
 #endif
     char *plain[] = {NULL};
     char *debug[] = {"POOLALLOC_DEBUG=1", NULL};
