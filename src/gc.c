@@ -28,9 +28,9 @@
  *      steps 1-3 are redone on the unreachable set: what a finalizer made
  *      reachable again is resurrected and survives
  *   5. the rest is garbage, each object held (a count more) since step 3:
- *      every garbage object is cleared first (counts fall, none to zero,
- *      so no clear meets a freed object), then every one left with only
- *      its hold is freed
+ *      every garbage object is cleared first, back to front (counts
+ *      fall, none to zero, so no clear meets a freed object), then every
+ *      one left with only its hold is freed
  *   survivors move to generation g + 1.
  * An automatic full collection waits until the oldest generation has
  * grown by a quarter since the last one kept it (CPython counts promotions
@@ -516,9 +516,9 @@ static void clear_all(gc_head *held) {
    * type's address) after pa_gc_new checked it: its objects are kept.
    * The walk is backward: the pass before built the list front to back,
    * so its tail is what the cache holds.  Walking a young generation a
-   * little larger than the L1 cache (700 objects of 56 bytes) in one
-   * direction every time misses on every line; alternating keeps the
-   * lines last touched (on the rings, L1 misses 89 to 75 million, cycles
+   * little larger than the L1 cache (the rings benchmark's: 700 blocks of
+   * 56 bytes) in one direction every time misses on every line;
+   * alternating keeps the lines last touched (on the rings, L1 misses 89 to 75 million, cycles
    * -3.5%). */
   for (gc_head *h = held->prev; h != held; h = h->prev)
     if (h->type->clear) h->type->clear(object_of(h));
