@@ -310,12 +310,9 @@ static void test_backoff(void) {
   size_t at[COLLECTIONS + 1], seen = 0;
   for (size_t i = 0; i < KEPT; i++) {
     kept[i] = new_node(rt, &plain_type);
-    struct pa_gc_stats s;
-    pa_gc_stats_get(rt, &s);
-    size_t collections = 0;
-    for (int g = 0; g < PA_GC_GENERATIONS; g++) collections += s.generations[g].collections;
-    if (collections > seen && seen < COLLECTIONS) at[seen++] = i;
-    CHECK(collections <= COLLECTIONS);
+    size_t done = collections(rt);
+    if (done > seen && seen < COLLECTIONS) at[seen++] = i;
+    CHECK(done <= COLLECTIONS);
   }
   CHECK_EQ(seen, COLLECTIONS);
   CHECK_EQ(at[0], gaps[0]);
@@ -1016,18 +1013,21 @@ static int decref_below_zero(void) {
   return 0;
 }
 
-static int use_after_free(void) {
+/* An object of a new runtime, freed by its last decref. */
+static struct node *freed_node(void) {
   pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
   struct node *n = pa_gc_new(rt, &plain_type);
   pa_decref(n);
-  pa_incref(n);
+  return n;
+}
+
+static int use_after_free(void) {
+  pa_incref(freed_node());
   return 0;
 }
 
 static int referents_of_freed(void) {
-  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
-  struct node *n = pa_gc_new(rt, &plain_type);
-  pa_decref(n);
+  struct node *n = freed_node();
   void *out[4];
   return pa_gc_referents(n, out, 4) == 0 && errno == EINVAL ? 0 : 1;
 }
