@@ -14,15 +14,22 @@
  * With GC_BENCH_STATS set, the collector variant collects what is left
  * at exit and prints its statistics on stderr.
  *
- * Built three times: USE_BOEHM (GC_MALLOC, nothing freed by hand),
+ * Built four times: USE_BOEHM (GC_MALLOC, nothing freed by hand),
  * USE_MANUAL (pa_malloc, every node freed by the program, which knows the
- * shapes), and neither (pa_gc_new, pa_decref, the cycle collector).
+ * shapes), USE_INLINE (CPython's algorithm written for this one type,
+ * gc_inline.h: the algorithm's own cost) and none of them (pa_gc_new,
+ * pa_decref, the cycle collector).
  */
 #include <poolalloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #ifdef USE_BOEHM
 #include <gc.h>
+#endif
+#if defined(USE_BOEHM) || defined(USE_MANUAL)
+#define COUNTED 0 /* references not counted */
+#else
+#define COUNTED 1
 #endif
 
 struct node {
@@ -57,6 +64,15 @@ static void ring_drop(struct node *n, int size) {
   }
 }
 static void link_node(struct node **field, struct node *target) { *field = target; }
+#elif defined(USE_INLINE)
+#define VARIANT "inline"
+#include "gc_inline.h"
+static struct node *node_new(void) { return inline_new(); }
+static void node_decref(struct node *n) { inline_decref(n); }
+static void link_node(struct node **field, struct node *target) {
+  inline_incref(target);
+  *field = target;
+}
 #else
 #define VARIANT "pa_gc"
 static void node_traverse(void *obj, pa_gc_visit visit, void *arg) {
@@ -74,14 +90,18 @@ static void node_clear(void *obj) {
 static const pa_gc_type node_type = {"node", sizeof(struct node), node_traverse, node_clear, NULL};
 static pa_gc_runtime *rt;
 static struct node *node_new(void) { return pa_gc_new(rt, &node_type); }
-static void tree_drop(struct node *n) { pa_decref(n); }
-static void ring_drop(struct node *n, int size) {
-  (void)size;
-  pa_decref(n);
-}
+static void node_decref(struct node *n) { pa_decref(n); }
 static void link_node(struct node **field, struct node *target) {
   pa_incref(target);
   *field = target;
+}
+#endif
+
+#if COUNTED
+static void tree_drop(struct node *n) { node_decref(n); }
+static void ring_drop(struct node *n, int size) {
+  (void)size;
+  node_decref(n);
 }
 #endif
 
@@ -130,8 +150,8 @@ static struct node *ring_make(long seed) {
     link_node(&nodes[i]->a, nodes[(i + 1) % RING]);
     link_node(&nodes[i]->b, nodes[(i + 5) % RING]);
   }
-#if !defined(USE_BOEHM) && !defined(USE_MANUAL)
-  for (int i = 1; i < RING; i++) pa_decref(nodes[i]); /* the ring holds them */
+#if COUNTED
+  for (int i = 1; i < RING; i++) node_decref(nodes[i]); /* the ring holds them */
 #endif
   return nodes[0];
 }
@@ -199,6 +219,8 @@ int main(int argc, char **argv) {
   }
 #ifdef USE_BOEHM
   GC_INIT();
+#elif defined(USE_INLINE)
+  inline_init();
 #elif !defined(USE_MANUAL)
   rt = pa_gc_runtime_create(NULL);
 #endif
@@ -206,7 +228,12 @@ int main(int argc, char **argv) {
     trees(atoi(argv[2]));
   else
     graphs(atol(argv[2]), argc == 4 ? atol(argv[3]) : 4096);
-#if !defined(USE_BOEHM) && !defined(USE_MANUAL)
+#if defined(USE_INLINE)
+  if (getenv("GC_BENCH_STATS")) {
+    inline_collect(INLINE_GENERATIONS - 1);
+    fprintf(stderr, "%s: %zu objects left\n", VARIANT, inline_gc.blocks);
+  }
+#elif COUNTED
   /* Untimed (bench/gc.sh sets it for its check): the garbage left at exit
    * collected, and the statistics.  Timed runs leave it, as Boehm's leaves
    * its own. */
