@@ -647,6 +647,24 @@ PA_API void pa_gc_config_get(const pa_gc_runtime *rt, struct pa_gc_config *out);
  * since its last collection; generations 1 and 2's collections of the
  * generation below since their own last one. */
 PA_API void pa_gc_counts(const pa_gc_runtime *rt, size_t counts[PA_GC_GENERATIONS]);
+/* CPython's gc.callbacks: a function called at the start of every
+ * collection (automatic or pa_gc_collect) and at its end, with what the
+ * collection found and how long it took (the callbacks' own time not
+ * included), for a program that logs or measures its pauses.  One per
+ * runtime; pa_gc_callback_set replaces it, NULL removes it.  A callback
+ * may make and drop objects and read the runtime; no collection starts
+ * from it (pa_gc_collect returns 0), and it must not destroy the
+ * runtime. */
+enum pa_gc_phase { PA_GC_PHASE_START, PA_GC_PHASE_STOP };
+struct pa_gc_event {
+  enum pa_gc_phase phase;
+  int generation;       /* the oldest generation collected */
+  size_t collected;     /* PA_GC_PHASE_STOP: objects freed as garbage */
+  size_t resurrected;   /* PA_GC_PHASE_STOP: kept alive by their finalizers */
+  uint64_t nanoseconds; /* PA_GC_PHASE_STOP: the collection's time */
+};
+typedef void (*pa_gc_callback)(pa_gc_runtime *rt, const struct pa_gc_event *event, void *arg);
+PA_API void pa_gc_callback_set(pa_gc_runtime *rt, pa_gc_callback callback, void *arg);
 /* Automatic collection (on by default); _disable returns the old state. */
 PA_API void pa_gc_enable(pa_gc_runtime *rt);
 PA_API int pa_gc_disable(pa_gc_runtime *rt);

@@ -104,6 +104,7 @@ _Static_assert(offsetof(gc_head, refcnt) ==
 struct pa_gc_runtime {
   uint16_t id;
   bool enabled, collecting;
+  bool in_callback; /* no collection starts from the callback */
   /* a traverse named a bad pointer in this collection: the later passes
    * check every referent again instead of trusting the first */
   bool bad_referent;
@@ -128,6 +129,8 @@ struct pa_gc_runtime {
   /* the oldest generation's size after its last collection */
   size_t long_lived_total;
   struct pa_gc_stats stats;
+  pa_gc_callback callback; /* pa_gc_callback_set */
+  void *callback_arg;
   void **resurrected; /* held references (pa_gc_resurrected) */
   size_t nresurrected, resurrected_room;
 };
@@ -598,7 +601,19 @@ static void backoff_update(pa_gc_runtime *rt, unsigned gen, size_t found, size_t
   young_limit_update(rt);
 }
 
+static bool collection_may_start(const pa_gc_runtime *rt) {
+  return !rt->collecting && !rt->in_callback;
+}
+
+static void callback_run(pa_gc_runtime *rt, const struct pa_gc_event *event) {
+  if (rt->callback == NULL) return;
+  rt->in_callback = true;
+  rt->callback(rt, event, rt->callback_arg);
+  rt->in_callback = false;
+}
+
 static size_t collect(pa_gc_runtime *rt, unsigned gen) {
+  callback_run(rt, &(struct pa_gc_event){.phase = PA_GC_PHASE_START, .generation = (int)gen});
   uint64_t start = now_ns();
   pa_gc_resurrected_clear(rt);
   rt->collecting = true;
@@ -619,18 +634,21 @@ static size_t collect(pa_gc_runtime *rt, unsigned gen) {
   rt->sizes[older] += survivors;
   size_t resurrected = free_unreachable(rt, &unreachable, finalizers, older);
 
+  size_t collected = rt->stats.freed_by_collector - freed_before;
   if (gen == PA_GC_GENERATIONS - 1) rt->long_lived_total = rt->sizes[gen];
-  backoff_update(rt, gen, rt->stats.freed_by_collector - freed_before + resurrected, examined);
+  backoff_update(rt, gen, collected + resurrected, examined);
   for (unsigned i = 0; i <= gen; i++) rt->counts[i] = 0;
   if (gen + 1 < PA_GC_GENERATIONS) rt->counts[gen + 1]++;
   struct pa_gc_generation_stats *g = &rt->stats.generations[gen];
   g->collections++;
   g->examined += examined;
-  g->collected += rt->stats.freed_by_collector - freed_before;
+  g->collected += collected;
   g->resurrected += resurrected;
   rt->collecting = false;
-  g->nanoseconds += now_ns() - start;
-  return rt->stats.freed_by_collector - freed_before;
+  struct pa_gc_event stop = {PA_GC_PHASE_STOP, (int)gen, collected, resurrected, now_ns() - start};
+  g->nanoseconds += stop.nanoseconds;
+  callback_run(rt, &stop);
+  return collected;
 }
 
 /* The oldest generation over its threshold, as CPython chooses; the
@@ -650,9 +668,14 @@ static void collect_generations(pa_gc_runtime *rt) {
 }
 
 PA_ENTRY size_t pa_gc_collect(pa_gc_runtime *rt, int gen) {
-  if (rt == NULL || rt->collecting) return 0;
+  if (rt == NULL || !collection_may_start(rt)) return 0;
   if (gen < 0 || gen >= PA_GC_GENERATIONS) gen = PA_GC_GENERATIONS - 1;
   return collect(rt, (unsigned)gen);
+}
+
+void pa_gc_callback_set(pa_gc_runtime *rt, pa_gc_callback callback, void *arg) {
+  rt->callback = callback;
+  rt->callback_arg = arg;
 }
 
 void pa_gc_enable(pa_gc_runtime *rt) {
@@ -750,7 +773,7 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
     errno = ENOMEM;
     return NULL;
   }
-  if (type->traverse && rt->counts[0] > rt->young_limit && !rt->collecting)
+  if (type->traverse && rt->counts[0] > rt->young_limit && collection_may_start(rt))
     collect_generations(rt);
   gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
   if (head == NULL) return NULL;

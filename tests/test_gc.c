@@ -1,7 +1,7 @@
 /* Reference counting and the cycle collector (src/gc.c): cycles of every
  * shape collected exactly, nothing reachable ever freed, generations and
  * thresholds, frozen objects, finalizers once each with resurrection
- * (PEP 442), deep structures freed without deep recursion, listing the
+ * (PEP 442), collection callbacks, deep structures freed without deep recursion, listing the
  * objects and their referrers, misuse reports, and a
  * randomized graph compared after every collection with a reachability
  * model of its own, and runtimes on several threads at once and handed
@@ -419,6 +419,93 @@ static void test_finalizers(void) {
   CHECK_EQ(alive(rt), 0);
   pa_gc_stats_get(rt, &s);
   CHECK_EQ(s.finalized, 5);
+  pa_gc_runtime_destroy(rt);
+}
+
+/* Collection callbacks (gc.callbacks): what each call saw, and what the
+ * callback did from inside the collection. */
+static struct {
+  struct pa_gc_event events[16];
+  size_t count;
+  size_t nested;         /* pa_gc_collect from the callback: what it returned */
+  bool make_garbage;     /* at the start: make a self-loop and drop it */
+  size_t live_in_stop;   /* objects alive, read at the stop */
+} seen;
+
+static void record_event(pa_gc_runtime *rt, const struct pa_gc_event *event, void *arg) {
+  CHECK(arg == &seen);
+  if (seen.count < 16) seen.events[seen.count++] = *event;
+  seen.nested += pa_gc_collect(rt, 2);
+  if (event->phase == PA_GC_PHASE_START && seen.make_garbage) {
+    struct node *loop = new_node(rt, &plain_type);
+    link_to(loop, 0, loop);
+    pa_decref(loop);
+  }
+  if (event->phase == PA_GC_PHASE_STOP) seen.live_in_stop = alive(rt);
+}
+
+static void test_callbacks(void) {
+  pa_gc_runtime *rt = pa_gc_runtime_create(NULL);
+  pa_gc_callback_set(rt, record_event, &seen);
+  for (int i = 0; i < 3; i++) {
+    struct node *a = new_node(rt, &plain_type), *b = new_node(rt, &plain_type);
+    link_both(a, b);
+    pa_decref(a);
+    pa_decref(b);
+  }
+  struct node *kept = new_node(rt, &plain_type);
+  struct pa_gc_stats before, after;
+  pa_gc_stats_get(rt, &before);
+  CHECK_EQ(pa_gc_collect(rt, 1), 6);
+  pa_gc_stats_get(rt, &after);
+  CHECK_EQ(seen.count, 2);
+  CHECK(seen.events[0].phase == PA_GC_PHASE_START && seen.events[0].generation == 1 &&
+        seen.events[0].collected == 0);
+  CHECK(seen.events[1].phase == PA_GC_PHASE_STOP && seen.events[1].generation == 1);
+  CHECK_EQ(seen.events[1].collected, 6);
+  CHECK_EQ(seen.events[1].resurrected, 0);
+  CHECK(seen.events[1].nanoseconds > 0);
+  CHECK_EQ(seen.events[1].nanoseconds,
+           after.generations[1].nanoseconds - before.generations[1].nanoseconds);
+  CHECK_EQ(seen.live_in_stop, 1); /* the garbage is gone when the stop is called */
+  CHECK_EQ(seen.nested, 0);       /* no collection from inside one */
+
+  /* garbage made by the start callback is this collection's */
+  seen.make_garbage = true;
+  CHECK_EQ(pa_gc_collect(rt, 0), 1);
+  seen.make_garbage = false;
+  CHECK_EQ(seen.count, 4);
+  CHECK_EQ(seen.events[3].collected, 1);
+
+  /* a finalizer's resurrection is reported at the stop */
+  struct node *p = new_node(rt, &phoenix_type);
+  link_to(p, 0, p);
+  pa_decref(p);
+  resurrect_into = NULL;
+  CHECK_EQ(pa_gc_collect(rt, 2), 0);
+  CHECK(resurrect_into == p);
+  CHECK_EQ(seen.count, 6);
+  CHECK(seen.events[5].generation == 2 && seen.events[5].resurrected == 1);
+  pa_gc_resurrected_clear(rt);
+  pa_decref(p);
+
+  /* automatic collections call it too (the fourth object is the first
+   * past a threshold of 2); NULL removes it */
+  CHECK_EQ(pa_gc_config_set(rt, &(struct pa_gc_config){{2, 10, 10}}), 0);
+  struct node *young[4];
+  for (int i = 0; i < 3; i++) young[i] = new_node(rt, &plain_type);
+  CHECK_EQ(seen.count, 6);
+  young[3] = new_node(rt, &plain_type);
+  CHECK_EQ(seen.count, 8);
+  CHECK(seen.events[6].phase == PA_GC_PHASE_START && seen.events[7].phase == PA_GC_PHASE_STOP &&
+        seen.events[7].generation == 0);
+  pa_gc_callback_set(rt, NULL, NULL);
+  CHECK_EQ(pa_gc_collect(rt, 2), 1); /* the phoenix, its finalizer run already */
+  CHECK_EQ(seen.count, 8);
+  for (int i = 0; i < 4; i++) pa_decref(young[i]);
+  pa_decref(kept);
+  CHECK_EQ(alive(rt), 0);
+  CHECK_EQ(seen.nested, 0);
   pa_gc_runtime_destroy(rt);
 }
 
@@ -1124,6 +1211,7 @@ int main(int argc, char **argv) {
   test_backoff();
   test_config();
   test_finalizers();
+  test_callbacks();
   test_collector_edges();
   test_long_lived();
   test_deep();
