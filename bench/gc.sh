@@ -6,8 +6,8 @@
 # pa_malloc/pa_free, on binary-trees and on rings of nodes (cycles), each
 # output checked against the manual variant's, and both counting
 # collectors' heaps checked empty once their last garbage is collected (an
-# untimed run: timed runs leave the garbage at exit, as Boehm's do).  Time with hyperfine, peak
-# RSS with /usr/bin/time.  Writes bench/results/gc.md.
+# untimed run: timed runs leave the garbage at exit, as Boehm's do).  Time
+# with hyperfine, peak RSS with /usr/bin/time.  Writes bench/results/gc.md.
 . "$(dirname "$0")/common.sh"
 cmake -S . -B build-bench-gc -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
 cmake --build build-bench-gc -j"$(nproc)" --target gc_bench_pa_gc gc_bench_inline gc_bench_manual gc_bench_boehm >/dev/null

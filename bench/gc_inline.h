@@ -113,15 +113,15 @@ static void inline_collect(int gen) {
   }
   size_t survivors = 0;
   for (struct inline_head *h = young.next, *next; h != &young; h = next) {
-    next = h->next;
     if (h->gc_refs > 0) {
       inline_reach(inline_node_of(h)->a, &young);
       inline_reach(inline_node_of(h)->b, &young);
-      next = h->next; /* reach may have appended after h */
+      next = h->next; /* read after reach, which may append after h */
       h->flags &= (uint8_t)~INLINE_COLLECTING;
       h->generation = (uint8_t)older;
       survivors++;
     } else {
+      next = h->next;
       h->flags |= INLINE_UNREACHABLE;
       h->refcnt++;
       inline_list_unlink(h);
