@@ -3,7 +3,8 @@
  * program, thread-safe.
  *
  * Requests of 1..512 bytes are served from pools of one size class each
- * (classes 8 bytes apart by default: a 15-byte request gets a 16-byte block);
+ * (16 bytes apart, so every result is 16-byte aligned as malloc's must be;
+ * the object domain keeps classes 8 bytes apart, see pa_obj_malloc);
  * pools live in arenas mapped from the OS.  Larger requests, and alignments
  * the pools cannot give, go to the raw layer (the C library's malloc).
  * Every function may be called from any thread, and a block may be freed by
@@ -38,8 +39,9 @@ extern "C" {
 /* The most size classes any build has (8-byte spacing). */
 #define PA_MAX_CLASSES 64
 
-/* Allocates size bytes, aligned to 16 when the size class is a multiple of
- * 16 and to 8 otherwise (16 always in a POOLALLOC_ALIGNMENT=16 build).
+/* Allocates size bytes, 16-byte aligned (alignof(max_align_t) on x86-64):
+ * requests of 1..512 bytes take the smallest block of 16, 32, ..., 512
+ * bytes that holds them, as every MEM and RAW function's results.
  * pa_malloc(0) returns a unique pointer that must be freed. */
 PA_API PA_MALLOC_LIKE void *pa_malloc(size_t size);
 
@@ -104,6 +106,10 @@ PA_API PA_MALLOC_LIKE void *pa_mem_malloc(size_t size);
 PA_API PA_MALLOC_LIKE void *pa_mem_calloc(size_t count, size_t size);
 PA_API void *pa_mem_realloc(void *ptr, size_t size);
 PA_API void pa_mem_free(void *ptr);
+/* The object domain keeps the seeds' classes, 8 bytes apart (8, 16, 24, 32,
+ * 40, ...): a block whose class is not a multiple of 16 is only 8-byte
+ * aligned.  For callers who know their objects need no more than 8 (no
+ * long double, no SSE vectors, no _Alignas(16)); pa_mem_malloc otherwise. */
 PA_API PA_MALLOC_LIKE void *pa_obj_malloc(size_t size);
 PA_API PA_MALLOC_LIKE void *pa_obj_calloc(size_t count, size_t size);
 PA_API void *pa_obj_realloc(void *ptr, size_t size);
@@ -283,8 +289,8 @@ PA_API pa_handles *pa_handles_create(void);
 /* Frees every object of the table and the table.  NULL is a no-op. */
 PA_API void pa_handles_destroy(pa_handles *table);
 
-/* A handle to a new object of size bytes (contents unspecified, aligned as
- * pa_malloc's), or 0 with errno ENOMEM. */
+/* A handle to a new object of size bytes (contents unspecified, 16-byte
+ * aligned as pa_malloc's), or 0 with errno ENOMEM. */
 PA_API pa_handle pa_handle_alloc(pa_handles *table, size_t size);
 /* Frees the object.  0 is a no-op; a pinned object is reported and kept. */
 PA_API void pa_handle_free(pa_handles *table, pa_handle handle);
@@ -518,7 +524,8 @@ PA_API int pa_heap_snapshot(FILE *out);
 
 /* CPython's automatic side for C programs (src/gc.c).  Objects live in the
  * pools (the OBJ domain) behind a hidden 32-byte header holding their
- * reference count and collector links; their bytes are 8-byte aligned and
+ * reference count and collector links; their bytes are 16-byte aligned
+ * (header and object are rounded up to a multiple of 16 together) and
  * zeroed.  An object is freed the moment its count reaches zero; a
  * generational collector finds the cycles counting cannot, with CPython's
  * algorithm: copy each tracked object's count, subtract the references

@@ -114,16 +114,18 @@ void *general_realloc(void *p, size_t size, pa_domain domain) {
     return pa_raw_realloc(p, size);
   }
   size_t block_size = pa_pool_of(p)->block_size;
-  if (size <= block_size && (size * 4 > block_size * 3 || size > block_size - PA_ALIGNMENT))
+  if (size <= block_size &&
+      (size * 4 > block_size * 3 || size > block_size - pa_domain_spacing(domain)))
     return p;
   return realloc_move(p, block_size, size, domain);
 }
 
-/* Blocks are PA_ALIGNMENT aligned, and 16-aligned when their class size is a
- * multiple of 16 (pools and headers are); larger alignments go raw.  The
- * caller has checked that alignment is a power of two. */
+/* Blocks are aligned to their domain's class spacing, and 16-aligned when
+ * their class size is a multiple of 16 (pools and headers are); larger
+ * alignments go raw.  The caller has checked that alignment is a power of
+ * two. */
 void *general_aligned(size_t alignment, size_t size, pa_domain domain) {
-  if (alignment <= PA_ALIGNMENT) return general_malloc(size, domain);
+  if (alignment <= pa_domain_spacing(domain)) return general_malloc(size, domain);
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
     return general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
   return large_allocated(layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size), domain);

@@ -3,6 +3,7 @@
  * collector (Modules/gcmodule.c), for objects in the pools.
  *
  *   block (OBJ domain)   [gc_head 32 B][object: type->size (+ extra) bytes]
+ *                        rounded up to a multiple of 16: objects are 16-aligned
  *   gc_head              next, prev   the generation list it is in (tracked
  *                                     objects only), circular with a head;
  *                                     during a collection prev holds the
@@ -741,6 +742,12 @@ static inline __attribute__((always_inline)) void object_zero(char *p, size_t n)
   }
 }
 
+/* The block for a header and an object of size bytes in all: a multiple of
+ * 16, so the object is 16-byte aligned, as malloc's results are (the
+ * caller lays it out; poolalloc cannot see what it holds).  size is at most
+ * SIZE_MAX - 15. */
+static inline size_t gc_block_size(size_t size) { return (size + 15) & ~(size_t)15; }
+
 /* A new block's object: zeroed, counted once, tracked in generation 0
  * if its type has references. */
 static void *object_start(pa_gc_runtime *rt, gc_head *head, const pa_gc_type *type,
@@ -775,7 +782,11 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
   }
   if (type->traverse && rt->counts[0] > rt->young_limit && collection_may_start(rt))
     collect_generations(rt);
-  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, size);
+  if (size > SIZE_MAX - 15) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, gc_block_size(size));
   if (head == NULL) return NULL;
   rt->checked_type = type; /* pa_gc_new may take it straight */
   return object_start(rt, head, type, size - sizeof *head);
@@ -787,7 +798,7 @@ PA_ENTRY void *pa_gc_new_var(pa_gc_runtime *rt, const pa_gc_type *type, size_t e
 PA_ENTRY void *pa_gc_new(pa_gc_runtime *rt, const pa_gc_type *type) {
   if (__builtin_expect(rt == NULL || type != rt->checked_type || rt->counts[0] > rt->young_limit, 0))
     return pa_gc_new_var(rt, type, 0);
-  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, sizeof *head + type->size);
+  gc_head *head = pa_malloc_fast(PA_DOMAIN_OBJ, gc_block_size(sizeof *head + type->size));
   if (head == NULL) return NULL;
   return object_start(rt, head, type, type->size);
 }

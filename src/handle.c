@@ -73,9 +73,11 @@ static bool slots_grow(pa_handles *table) {
   return true;
 }
 
+/* Objects are laid out by the caller, so they are 16-byte aligned: the size
+ * is rounded up to a multiple of 16, a class whose blocks all are. */
 static void *object_alloc(pa_handles *table, size_t size) {
   if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_obj_malloc(size);
-  if (size == 0) size = 1;
+  size = size ? (size + 15) & ~(size_t)15 : 16;
   void *obj = pa_heap_take_small(table->heap, size, PA_DOMAIN_OBJ);
   return obj ? obj : heap_malloc_slow(table->heap, size, PA_DOMAIN_OBJ);
 }

@@ -50,8 +50,10 @@
 /* ---- Build-time geometry ------------------------------------------------ */
 
 /* Spacing of the size classes.  8 is the seeds' value (64 classes, blocks of
- * 8, 16, ..., 512); 16 is CPython 3.8+'s on 64-bit (32 classes), which makes
- * every block 16-byte aligned at the cost of more rounding waste. */
+ * 8, 16, ..., 512): the OBJ domain's classes, while MEM and RAW take every
+ * other one (pa_domain_class below).  16 is CPython 3.8+'s on 64-bit (32
+ * classes), which makes every domain's blocks 16-byte aligned at the cost
+ * of more rounding waste for objects. */
 #ifndef POOLALLOC_ALIGNMENT
 #define POOLALLOC_ALIGNMENT 8
 #endif
@@ -150,6 +152,22 @@ _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
 
 static inline size_t pa_size_class(size_t size) {
   return (size - 1) >> PA_ALIGNMENT_SHIFT;
+}
+/* The class a request of size bytes (1..512) takes through domain.  Every
+ * domain but OBJ rounds up to a multiple of 16 (with 8-byte spacing, an odd
+ * class), so each of its blocks of 16 bytes or more is 16-byte aligned, as
+ * malloc's results must be wherever alignof(max_align_t) is 16 (x86-64):
+ * pools and their headers are 16-aligned.  OBJ keeps the seeds' classes, 8
+ * bytes apart, for callers whose objects need no more than 8.  One `or`
+ * on the fast path; requests of 1..8 bytes then take 16, as in CPython 3.8+
+ * (bpo-27987). */
+static inline size_t pa_domain_class(pa_domain domain, size_t size) {
+  size_t size_class = pa_size_class(size);
+  return PA_ALIGNMENT == 8 && domain != PA_DOMAIN_OBJ ? size_class | 1 : size_class;
+}
+/* The spacing of the classes domain's requests take. */
+static inline size_t pa_domain_spacing(pa_domain domain) {
+  return domain == PA_DOMAIN_OBJ ? PA_ALIGNMENT : 16;
 }
 static inline size_t pa_class_block_size(unsigned size_class) {
   return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;

@@ -47,6 +47,35 @@ static inline unsigned long long check_random(unsigned long long *state) {
   return *state * 2685821657736338717ULL;
 }
 
+/* The block a request of n bytes (1..512) takes through a domain whose
+ * results are 16-byte aligned (MEM and malloc, handle objects): the next
+ * multiple of 16, in every geometry. */
+static inline size_t check_block16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* The alignment contract: every result for a request of 16 bytes or more
+ * is 16-byte aligned.  Sizes 1..1024 one by one, then about an eighth apart
+ * up to 1 MiB, all kept live at once so they land at different places;
+ * returns how many results break the contract (each named on stderr), and
+ * fails a NULL result as one. */
+#define CHECK_SWEEP_MAX ((size_t)1 << 20)
+static inline size_t check_sweep_next(size_t n) { return n < 1024 ? n + 1 : n + n / 8; }
+static inline size_t check_alignment_sweep(const char *name, void *(*alloc)(size_t),
+                                           void (*release)(void *)) {
+  static void *kept[1024 + 64];
+  size_t count = 0, bad = 0;
+  for (size_t n = 1; n <= CHECK_SWEEP_MAX && count < sizeof kept / sizeof *kept;
+       n = check_sweep_next(n)) {
+    unsigned char *p = alloc(n);
+    if (p == NULL || (n >= 16 && (size_t)p % 16 != 0)) {
+      if (bad++ < 4) fprintf(stderr, "%s(%zu) = %p: not 16-byte aligned\n", name, n, (void *)p);
+    }
+    if (p) p[0] = p[n - 1] = 1;
+    kept[count++] = p;
+  }
+  while (count > 0) release(kept[--count]);
+  return bad;
+}
+
 /* Blocks the pools have handed out and not taken back, over all classes. */
 static inline size_t check_pool_blocks_in_use(void) {
   struct pa_stats s;

@@ -41,7 +41,7 @@ static void test_realloc(void) {
   /* growing within the small range */
   unsigned char *t = pa_realloc(s, 500);
   CHECK(holds(t, 20, 5));
-  CHECK_EQ(pa_usable_size(t), pa_class_block_size(pa_size_class(500)));
+  CHECK_EQ(pa_usable_size(t), pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 500)));
   errno = 0;
   CHECK(pa_realloc(t, 0) == NULL); /* glibc: frees, returns NULL */
   void *huge = pa_malloc(100);
@@ -115,6 +115,35 @@ static void test_alignment(void) {
   CHECK_EQ(pa_posix_memalign(&p, 64, SIZE_MAX - 100), ENOMEM);
 }
 
+/* Every MEM and RAW entry point, 1 byte to 1 MiB: 16-byte aligned from 16
+ * bytes up (malloc's contract on x86-64). */
+static void *calloc_count(size_t n) { return pa_calloc(n, 1); }
+static void *calloc_size(size_t n) { return pa_calloc(1, n); }
+static void *realloc_fresh(size_t n) { return pa_realloc(NULL, n); }
+static void *realloc_grown(size_t n) { return pa_realloc(pa_malloc(n > 1 ? n / 2 : 1), n); }
+static void *realloc_shrunk(size_t n) { return pa_realloc(pa_malloc(n * 2), n); }
+static void *mem_calloc(size_t n) { return pa_mem_calloc(n, 1); }
+static void *mem_realloc(size_t n) { return pa_mem_realloc(pa_mem_malloc(n / 3 + 1), n); }
+static void *raw_calloc_size(size_t n) { return pa_raw_calloc(1, n); }
+static void *raw_realloc_shrunk(size_t n) { return pa_raw_realloc(pa_raw_malloc(n * 3 / 2), n); }
+static void *aligned16(size_t n) { return pa_aligned_alloc(16, n); }
+
+static void test_alignment_contract(void) {
+  CHECK_EQ(check_alignment_sweep("pa_malloc", pa_malloc, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_calloc(n, 1)", calloc_count, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_calloc(1, n)", calloc_size, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_realloc(NULL, n)", realloc_fresh, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_realloc grown", realloc_grown, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_realloc shrunk", realloc_shrunk, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_aligned_alloc(16, n)", aligned16, pa_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_mem_malloc", pa_mem_malloc, pa_mem_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_mem_calloc", mem_calloc, pa_mem_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_mem_realloc", mem_realloc, pa_mem_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_raw_malloc", pa_raw_malloc, pa_raw_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_raw_calloc", raw_calloc_size, pa_raw_free), 0);
+  CHECK_EQ(check_alignment_sweep("pa_raw_realloc", raw_realloc_shrunk, pa_raw_free), 0);
+}
+
 static void test_usable_size_and_foreign(void) {
   CHECK_EQ(pa_usable_size(NULL), 0);
   for (size_t n = 1; n < 10000; n += 37) {
@@ -148,7 +177,7 @@ static void test_exhaustion(void) {
   CHECK(got < sizeof blocks / sizeof *blocks);
   pa_stats_get(&after);
   CHECK_EQ(after.arenas_allocated_total, before.arenas_allocated_total);
-  CHECK_EQ(after.classes[pa_size_class(500)].blocks_in_use, got);
+  CHECK_EQ(after.classes[pa_domain_class(PA_DOMAIN_MEM, 500)].blocks_in_use, got);
   void *small = pa_malloc(8); /* its pool has room: served */
   CHECK(small != NULL);
   os_fail_after(-1);
@@ -169,6 +198,7 @@ int main(void) {
   test_calloc();
   test_huge_sizes();
   test_alignment();
+  test_alignment_contract();
   test_usable_size_and_foreign();
   test_exhaustion();
   return check_done();

@@ -182,7 +182,7 @@ static void test_public_api_returns_memory(void) {
   for (size_t i = 0; i < N; i++) blocks[i] = pa_malloc(256);
   struct pa_stats s = stats();
   CHECK(s.arenas_current >= 5);
-  CHECK_EQ(s.classes[pa_size_class(256)].blocks_in_use, N);
+  CHECK_EQ(s.classes[pa_domain_class(PA_DOMAIN_MEM, 256)].blocks_in_use, N);
   for (size_t i = 0; i < N; i++) pa_free(blocks[i]);
   pa_free(blocks);
   s = stats();

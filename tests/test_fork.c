@@ -63,7 +63,7 @@ static int child_work(void) {
   for (int i = 0; i < 1000; i++) pa_free(blocks[i]);
   for (int i = 0; i < 4; i++) pa_free(shared_blocks[i]); /* owned by another heap */
   pa_collect();
-  return bytes_in_use() == at_start - 4 * pa_class_block_size(pa_size_class(40)) ? 0 : 3;
+  return bytes_in_use() == at_start - 4 * pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 40)) ? 0 : 3;
 }
 
 int main(void) {

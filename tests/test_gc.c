@@ -105,6 +105,18 @@ static void test_shapes(void) {
   CHECK_EQ(pa_gc_collect(rt, 0), 1);
   CHECK_EQ(alive(rt), 0);
 
+  /* objects are 16-byte aligned whatever their size, fixed or variable */
+  size_t misaligned = 0;
+  for (size_t extra = 0; extra < 200; extra++) {
+    void *var = pa_gc_new_var(rt, &atom_type, extra);
+    misaligned += (uintptr_t)var % 16 != 0;
+    pa_decref(var);
+    void *fixed = pa_gc_new(rt, &plain_type);
+    misaligned += (uintptr_t)fixed % 16 != 0;
+    pa_decref(fixed);
+  }
+  CHECK_EQ(misaligned, 0);
+
   enum { RING = 10000 };
   struct node *first = new_node(rt, &plain_type), *prev = first;
   for (int i = 1; i < RING; i++) {

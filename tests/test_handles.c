@@ -26,12 +26,6 @@ static size_t capacity_of(size_t block_size) {
   return (s.pool_size - s.pool_header_size) / block_size;
 }
 
-static size_t block_size_of(size_t size) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  return (size + s.alignment - 1) / s.alignment * s.alignment;
-}
-
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 /* Each object holds its own number and a pattern, checked after moves. */
@@ -58,6 +52,10 @@ static void test_basics(void) {
   pa_handle large = pa_handle_alloc(table, 5000);
   CHECK(small != 0 && zero != 0 && large != 0);
   CHECK(small != zero && zero != large);
+  /* laid out by the caller, so 16-byte aligned as malloc's results */
+  CHECK_EQ((uintptr_t)pa_handle_get(table, small) % 16, 0);
+  CHECK_EQ((uintptr_t)pa_handle_get(table, zero) % 16, 0);
+  CHECK_EQ((uintptr_t)pa_handle_get(table, large) % 16, 0);
   fill(pa_handle_get(table, small), 40, 1);
   fill(pa_handle_get(table, large), 5000, 2);
   CHECK(intact(pa_handle_get(table, small), 40, 1));
@@ -76,7 +74,7 @@ static void test_basics(void) {
       table_blocks += heaps[i].bytes_in_use;
     }
   CHECK_EQ(tables, 1);
-  CHECK_EQ(table_blocks, block_size_of(40) + block_size_of(1));
+  CHECK_EQ(table_blocks, check_block16(40) + check_block16(1));
 
   /* a slot reused after a free gets a new generation: the old handle fails */
   pa_handle_free(table, small);
@@ -134,9 +132,9 @@ static void test_compact(void) {
     handles[i] = pa_handle_alloc(table, sizes[i]);
     fill(pa_handle_get(table, handles[i]), sizes[i], i);
   }
-  size_t pools_full_heap = table_pools(block_size_of(small)) + table_pools(block_size_of(big));
-  CHECK_EQ(pools_full_heap, ceil_div(OBJECTS * 3 / 4, capacity_of(block_size_of(small))) +
-                                ceil_div(OBJECTS / 4, capacity_of(block_size_of(big))));
+  size_t pools_full_heap = table_pools(check_block16(small)) + table_pools(check_block16(big));
+  CHECK_EQ(pools_full_heap, ceil_div(OBJECTS * 3 / 4, capacity_of(check_block16(small))) +
+                                ceil_div(OBJECTS / 4, capacity_of(check_block16(big))));
   /* a random 90% die */
   unsigned long long rng = 42;
   size_t live_small = 0, live_big = 0;
@@ -153,7 +151,7 @@ static void test_compact(void) {
   uint32_t pinned = 0;
   while (handles[pinned] == 0) pinned++;
   void *pinned_at = pa_handle_pin(table, handles[pinned]);
-  size_t pools_before = table_pools(block_size_of(small)) + table_pools(block_size_of(big));
+  size_t pools_before = table_pools(check_block16(small)) + table_pools(check_block16(big));
   struct pa_stats before, after;
   pa_stats_get(&before);
 
@@ -164,10 +162,10 @@ static void test_compact(void) {
   CHECK_EQ(c.pools_before, pools_before);
   /* packed: the fewest pools that hold the survivors (one more at most
    * for the class whose pinned object's pool had to stay) */
-  size_t least = ceil_div(live_small, capacity_of(block_size_of(small))) +
-                 ceil_div(live_big, capacity_of(block_size_of(big)));
+  size_t least = ceil_div(live_small, capacity_of(check_block16(small))) +
+                 ceil_div(live_big, capacity_of(check_block16(big)));
   CHECK(c.pools_after == least || c.pools_after == least + 1);
-  CHECK_EQ(table_pools(block_size_of(small)) + table_pools(block_size_of(big)), c.pools_after);
+  CHECK_EQ(table_pools(check_block16(small)) + table_pools(check_block16(big)), c.pools_after);
   CHECK_EQ(c.pools_released, c.pools_before - c.pools_after);
   pa_stats_get(&after);
   CHECK_EQ(released, c.pools_released * after.pool_size);

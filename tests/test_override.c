@@ -22,13 +22,6 @@ void *__libc_memalign(size_t alignment, size_t size);
 static void *early; /* allocated before main, by a constructor */
 __attribute__((constructor)) static void allocate_early(void) { early = malloc(24); }
 
-/* The block size poolalloc gives n bytes in this build. */
-static size_t class_size(size_t n) {
-  struct pa_stats s;
-  pa_stats_get(&s);
-  return (n + s.alignment - 1) / s.alignment * s.alignment;
-}
-
 static size_t small_allocations(void) {
   struct pa_stats s;
   pa_stats_get(&s);
@@ -45,7 +38,7 @@ static void test_served_by_poolalloc(void) {
   CHECK_EQ(malloc_usable_size(p), 16);
   free(p);
   free(s);
-  CHECK(early != NULL && malloc_usable_size(early) == class_size(24));
+  CHECK(early != NULL && malloc_usable_size(early) == check_block16(24));
   free(early);
 }
 
@@ -155,7 +148,7 @@ static void test_threads_and_fork(void) {
   CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   for (int i = 0; i < 8; i++) pthread_join(threads[i], NULL);
   for (int i = 0; i < 8; i++) {
-    if (pa_stats_get) CHECK_EQ(malloc_usable_size(left[i]), class_size(40));
+    if (pa_stats_get) CHECK_EQ(malloc_usable_size(left[i]), check_block16(40));
     free(left[i]);
   }
   if (pa_stats_get == NULL) return;
@@ -164,8 +157,33 @@ static void test_threads_and_fork(void) {
   CHECK_EQ(s.heaps_abandoned + 1, s.heaps); /* every exited thread gave its heap up */
 }
 
+/* Every C entry point, 1 byte to 1 MiB: 16-byte aligned from 16 bytes up,
+ * as glibc's results are (a struct with a long double may be stored with
+ * movaps). */
+static void *calloc_count(size_t n) { return calloc(n, 1); }
+static void *calloc_size(size_t n) { return calloc(1, n); }
+static void *realloc_fresh(size_t n) { return realloc(NULL, n); }
+static void *realloc_grown(size_t n) { return realloc(malloc(n > 1 ? n / 2 : 1), n); }
+static void *realloc_shrunk(size_t n) { return realloc(malloc(n * 2), n); }
+static void *reallocarray_grown(size_t n) { return reallocarray(malloc(8), n, 1); }
+static void *aligned16(size_t n) { return aligned_alloc(16, n); }
+static void *memalign16(size_t n) { return memalign(16, n); }
+
+static void test_alignment_contract(void) {
+  CHECK_EQ(check_alignment_sweep("malloc", malloc, free), 0);
+  CHECK_EQ(check_alignment_sweep("calloc(n, 1)", calloc_count, free), 0);
+  CHECK_EQ(check_alignment_sweep("calloc(1, n)", calloc_size, free), 0);
+  CHECK_EQ(check_alignment_sweep("realloc(NULL, n)", realloc_fresh, free), 0);
+  CHECK_EQ(check_alignment_sweep("realloc grown", realloc_grown, free), 0);
+  CHECK_EQ(check_alignment_sweep("realloc shrunk", realloc_shrunk, free), 0);
+  CHECK_EQ(check_alignment_sweep("reallocarray", reallocarray_grown, free), 0);
+  CHECK_EQ(check_alignment_sweep("aligned_alloc(16, n)", aligned16, free), 0);
+  CHECK_EQ(check_alignment_sweep("memalign(16, n)", memalign16, free), 0);
+}
+
 int main(void) {
   test_served_by_poolalloc();
+  test_alignment_contract();
   test_aligned_entry_points();
   test_errors();
   test_foreign_pointers();

@@ -19,8 +19,28 @@ struct alignas(256) Wide {
   char bytes[300];
 };
 
+// new and new[] for 1 byte to 1 MiB: 16-byte aligned from 16 bytes up
+// (__STDCPP_DEFAULT_NEW_ALIGNMENT__ is 16 on x86-64).
+static void check_new_alignment() {
+  static char *kept[2][1100];
+  size_t count = 0, misaligned = 0;
+  for (size_t n = 1; n <= (size_t(1) << 20) && count < 1100; n = n < 1024 ? n + 1 : n + n / 8) {
+    kept[0][count] = new char[n];
+    kept[1][count] = static_cast<char *>(::operator new(n));
+    for (char *p : {kept[0][count], kept[1][count]})
+      if (n >= 16 && reinterpret_cast<std::uintptr_t>(p) % 16 != 0) misaligned++;
+    count++;
+  }
+  while (count-- > 0) {
+    delete[] kept[0][count];
+    ::operator delete(kept[1][count]);
+  }
+  CHECK(misaligned == 0);
+}
+
 int main() {
   CHECK(pa_stats_get != nullptr);
+  check_new_alignment();
   struct pa_stats before, after;
   if (pa_stats_get) pa_stats_get(&before);
 

@@ -128,7 +128,7 @@ static void test_empty_pool_reuse(void) {
   pa_collect();
   void *d = pa_malloc(100);
   CHECK(pa_pool_of(d) == pool);
-  CHECK_EQ(pool->block_size, pa_class_block_size(pa_size_class(100)));
+  CHECK_EQ(pool->block_size, pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 100)));
   CHECK(PA_SECURE || offset_in_pool(d) == PA_POOL_HEADER_SIZE);
   CHECK_EQ((offset_in_pool(d) - PA_POOL_HEADER_SIZE) % pool->block_size, 0);
   pa_free(d);

@@ -1,6 +1,8 @@
-/* Size classes: every request 1..512 lands in the smallest class that holds
- * it, blocks come back with that class's size and alignment, and 0 bytes
- * gives a unique, freeable pointer. */
+/* Size classes: every request 1..512 lands in the smallest class of its
+ * domain that holds it, blocks come back with that class's size and
+ * alignment, and 0 bytes gives a unique, freeable pointer.  MEM (malloc's
+ * domain) rounds to 16, so all its blocks are 16-byte aligned; OBJ keeps
+ * the build's spacing (the seeds' 8 bytes by default). */
 #include <stdint.h>
 
 #include "check.h"
@@ -8,29 +10,52 @@
 
 static void test_mapping(void) {
   CHECK_EQ(PA_NUM_CLASSES, 512 / POOLALLOC_ALIGNMENT);
-  CHECK_EQ(pa_class_block_size(pa_size_class(15)), 16);
-  CHECK_EQ(pa_class_block_size(pa_size_class(1)), POOLALLOC_ALIGNMENT);
   CHECK_EQ(pa_class_block_size(pa_size_class(512)), 512);
   CHECK_EQ(pa_size_class(512), PA_NUM_CLASSES - 1);
+  CHECK_EQ(pa_class_block_size(pa_domain_class(PA_DOMAIN_OBJ, 1)), POOLALLOC_ALIGNMENT);
+  CHECK_EQ(pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 1)), 16);
+  CHECK_EQ(pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 17)), 32);
   for (size_t n = 1; n <= 512; n++) {
-    size_t block = pa_class_block_size(pa_size_class(n));
-    CHECK(block >= n && block < n + POOLALLOC_ALIGNMENT);
-    CHECK_EQ(block % POOLALLOC_ALIGNMENT, 0);
+    size_t obj = pa_class_block_size(pa_domain_class(PA_DOMAIN_OBJ, n));
+    CHECK(obj >= n && obj < n + POOLALLOC_ALIGNMENT);
+    CHECK_EQ(obj % POOLALLOC_ALIGNMENT, 0);
+    size_t mem = pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, n));
+    CHECK(mem >= n && mem < n + 16);
+    CHECK_EQ(mem % 16, 0);
+    CHECK_EQ(mem, check_block16(n));
   }
 }
 
-static void test_blocks_match_classes(void) {
+/* Every request of a domain: its class's block, aligned as that class
+ * promises, all of it writable. */
+static void sweep(void *(*alloc)(size_t), void (*release)(void *), pa_domain domain) {
   for (size_t n = 1; n <= 512; n++) {
-    unsigned char *p = pa_malloc(n);
-    size_t block = pa_class_block_size(pa_size_class(n));
+    unsigned char *p = alloc(n);
+    size_t block = pa_class_block_size(pa_domain_class(domain, n));
     CHECK(p != NULL);
     CHECK_EQ(pa_usable_size(p), block);
     CHECK_EQ(pa_pool_of(p)->block_size, block);
     CHECK_EQ((uintptr_t)p % (block % 16 == 0 ? 16 : POOLALLOC_ALIGNMENT), 0);
     p[0] = 1;
     p[block - 1] = 2; /* the whole class size is usable */
-    pa_free(p);
+    release(p);
   }
+}
+
+static void test_blocks_match_classes(void) {
+  sweep(pa_malloc, pa_free, PA_DOMAIN_MEM);
+  sweep(pa_mem_malloc, pa_mem_free, PA_DOMAIN_MEM);
+  sweep(pa_obj_malloc, pa_obj_free, PA_DOMAIN_OBJ);
+}
+
+/* The object domain really hands out 8-aligned blocks 8 bytes apart in the
+ * seeds' geometry: a 24-byte object takes 24 bytes, not 32. */
+static void test_object_classes_stay_tight(void) {
+  void *a = pa_obj_malloc(24), *b = pa_obj_malloc(24);
+  CHECK_EQ(pa_usable_size(a), POOLALLOC_ALIGNMENT == 8 ? 24 : 32);
+  CHECK_EQ(pa_pool_of(a), pa_pool_of(b));
+  pa_obj_free(a);
+  pa_obj_free(b);
 }
 
 static void test_zero_size(void) {
@@ -38,6 +63,7 @@ static void test_zero_size(void) {
   CHECK(a != NULL && b != NULL && a != b);
   CHECK(pa_usable_size(a) >= 1);
   CHECK(pa_arena_of(a) != NULL);
+  CHECK_EQ((uintptr_t)a % 16, 0);
   pa_free(a);
   pa_free(b);
 }
@@ -45,6 +71,7 @@ static void test_zero_size(void) {
 int main(void) {
   test_mapping();
   test_blocks_match_classes();
+  test_object_classes_stay_tight();
   test_zero_size();
   return check_done();
 }

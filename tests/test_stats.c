@@ -139,7 +139,7 @@ static void test_heaps(void) {
   if (mine && theirs) {
     struct pa_stats s;
     pa_stats_get(&s);
-    size_t cls40 = (40 + s.alignment - 1) / s.alignment - 1;
+    size_t cls40 = check_block16(40) / s.alignment - 1;
     size_t block = s.classes[cls40].block_size;
     CHECK_EQ(theirs->classes[cls40].blocks_in_use, 500);
     CHECK_EQ(theirs->classes[cls40].pools, ceil_div(500, capacity(&s, block)));
@@ -251,10 +251,6 @@ static void test_json_errors(void) {
   }
 }
 
-static size_t round_up(size_t size, size_t alignment) {
-  return (size + alignment - 1) / alignment * alignment;
-}
-
 /* What rounding to the size class costs is known for traced blocks: exact,
  * for them only, and pool blocks only. */
 static void test_rounding(void) {
@@ -271,8 +267,8 @@ static void test_rounding(void) {
   for (int i = 0; i < LARGE; i++) blocks[n++] = pa_malloc(2000); /* raw: not a pool's */
   pa_stats_get(&s);
   CHECK_EQ(s.rounding_blocks, SMALL + MEDIUM);
-  CHECK_EQ(s.bytes_rounding, SMALL * (round_up(15, s.alignment) - 15) +
-                                 MEDIUM * (round_up(100, s.alignment) - 100));
+  CHECK_EQ(s.bytes_rounding,
+           SMALL * (check_block16(15) - 15) + MEDIUM * (check_block16(100) - 100));
   char *text = NULL;
   size_t size = 0;
   FILE *out = open_memstream(&text, &size);
