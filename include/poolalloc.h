@@ -478,7 +478,10 @@ struct pa_stats {
     size_t lists, hits, misses, overflows, kept, bytes_kept;
   } freelists;
   /* raw layer (requests above the threshold, large alignments, foreign
-   * pointers): calls, and bytes as the raw allocator sized them */
+   * pointers): calls, and bytes as the raw allocator sized them.  Each
+   * thread counts its own traffic and these are the sums, exact when read;
+   * the peak is followed as threads' net bytes move by 1 MiB, so it may
+   * miss a peak by up to 1 MiB per thread (never below what is in use). */
   size_t raw_allocations, raw_frees, raw_bytes_in_use, raw_bytes_peak;
   /* thread heaps */
   size_t heaps, heaps_abandoned;

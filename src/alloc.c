@@ -20,28 +20,35 @@
 
 /* ---- The general allocator ----------------------------------------------- */
 
-/* Requests sent on to the raw domain, by the domain they came through:
- * atomic, as any thread may count, and cheap next to a raw allocation. */
+/* Requests sent on to the raw domain, by the domain they came through, are
+ * counted in the calling thread's heap; these count those of threads past
+ * their exit destructor (heap_for_counting). */
 static struct {
   _Atomic size_t allocations[3];
   _Atomic size_t frees[3];
-} large;
-
-static void count_large(_Atomic size_t *counter) {
-  atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
-}
+} late;
 
 void general_counters(struct pa_stats *out) {
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
-    out->domains[d].large_allocations =
-        atomic_load_explicit(&large.allocations[d], memory_order_relaxed);
-    out->domains[d].large_frees = atomic_load_explicit(&large.frees[d], memory_order_relaxed);
+    out->domains[d].large_allocations +=
+        atomic_load_explicit(&late.allocations[d], memory_order_relaxed);
+    out->domains[d].large_frees += atomic_load_explicit(&late.frees[d], memory_order_relaxed);
   }
+}
+
+/* One request through domain sent on to the raw domain, or its free. */
+static void count_large(bool is_free, pa_domain domain) {
+  pa_heap *heap = pa_counting_heap();
+  if (heap)
+    (is_free ? heap->counts.large_frees : heap->counts.large_allocations)[domain]++;
+  else
+    atomic_fetch_add_explicit(&(is_free ? late.frees : late.allocations)[domain], 1,
+                              memory_order_relaxed);
 }
 
 /* p, a block the raw domain gave for a request through domain, counted. */
 static void *large_allocated(void *p, pa_domain domain) {
-  if (p) count_large(&large.allocations[domain]);
+  if (p) count_large(false, domain);
   return p;
 }
 
@@ -64,7 +71,7 @@ void general_free(void *p, pa_domain domain) {
   if (pa_arena_of(p)) {
     pa_pool_free(pa_pool_of(p), p, domain);
   } else if (p) {
-    count_large(&large.frees[domain]);
+    count_large(true, domain);
     pa_raw_free(p);
   }
 }

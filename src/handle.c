@@ -89,7 +89,7 @@ static void object_free(pa_handles *table, void *obj) {
     pa_obj_free(obj);
     return;
   }
-  table->heap->frees[PA_DOMAIN_OBJ]++;
+  table->heap->counts.frees[PA_DOMAIN_OBJ]++;
   pa_pool_free_owned(table->heap, pa_pool_of(obj), obj);
 }
 

@@ -70,14 +70,15 @@ static void heap_free_abandoned(pa_heap *heap, void *p) {
   pool_release_empty(heap, pool);
 }
 
-/* A thread with no heap yet counts its frees in a shared counter. */
-static _Atomic size_t heapless_frees[3];
+/* Frees counted by threads past their exit destructor (heap_for_counting). */
+static _Atomic size_t late_frees[3];
 
 void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) {
-  if (self != &pa_empty_heap)
-    self->frees[domain]++;
+  if (self == &pa_empty_heap) self = heap_for_counting();
+  if (self)
+    self->counts.frees[domain]++;
   else
-    atomic_fetch_add_explicit(&heapless_frees[domain], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&late_frees[domain], 1, memory_order_relaxed);
   if (atomic_load_explicit(&owner->abandoned, memory_order_relaxed)) {
     pthread_mutex_lock(&heaps.lock);
     bool still_abandoned = atomic_load_explicit(&owner->abandoned, memory_order_relaxed);
@@ -119,8 +120,12 @@ static void heap_abandon_locked(pa_heap *heap) {
   heaps.abandoned = heap;
 }
 
+/* Set once the thread's heap is given up: nothing may make it another. */
+static _Thread_local bool thread_exited __attribute__((tls_model("initial-exec")));
+
 static void heap_thread_exit(void *arg) {
   pa_heap *heap = arg;
+  thread_exited = true;
   freelists_flush(heap); /* while its frees are still the owner's */
   pa_thread_heap = &pa_empty_heap;
   heap_collect(heap);
@@ -224,6 +229,8 @@ pa_heap *heap_current(void) {
   return heap != &pa_empty_heap ? heap : heap_acquire();
 }
 
+pa_heap *heap_for_counting(void) { return thread_exited ? NULL : heap_current(); }
+
 /* Everything the inline fast path does not for sizes 0..512: first use by a
  * thread, frees from other threads, exhausted pools, and taking a new pool
  * from the arenas. */
@@ -241,7 +248,7 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
     if (block) {
-      heap->allocations[domain]++;
+      heap->counts.allocations[domain]++;
       return block;
     }
     pool_mark_full(heap, pool);
@@ -250,7 +257,7 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   if (pool == NULL) return NULL;
   pool_init(pool, heap, cls);
   pool_link_front(heap, pool);
-  heap->allocations[domain]++;
+  heap->counts.allocations[domain]++;
   return pa_pool_take_block(pool);
 }
 
@@ -265,6 +272,6 @@ size_t heaps_count(void) {
   return count;
 }
 
-size_t heaps_heapless_frees(pa_domain domain) {
-  return atomic_load_explicit(&heapless_frees[domain], memory_order_relaxed);
+size_t heaps_late_frees(pa_domain domain) {
+  return atomic_load_explicit(&late_frees[domain], memory_order_relaxed);
 }

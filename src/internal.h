@@ -364,27 +364,39 @@ struct freelist_bin {
 #define PA_FREELIST_BINS_PER_CHUNK 64
 #define PA_FREELIST_CHUNKS (PA_FREELIST_MAX_SIZES / PA_FREELIST_BINS_PER_CHUNK)
 
+/* What a thread counts of its own traffic, in its heap record: plain
+ * counters only that thread writes (statistics read them racily and sum
+ * every heap's), so no request writes a cache line another thread writes.
+ * Arrays are indexed by domain. */
+struct pa_heap_counts {
+  size_t allocations[3];       /* blocks taken from the pools (RAW's slot stays 0) */
+  size_t frees[3];             /* blocks given back to any heap's pools */
+  size_t large_allocations[3]; /* MEM and OBJ requests sent on to the raw domain */
+  size_t large_frees[3];       /* the frees of those */
+  size_t raw_allocations, raw_frees;
+  size_t raw_bytes_allocated, raw_bytes_freed; /* as the raw allocator sized them */
+  size_t raw_bytes_published; /* the net of those last added to the shared total (raw.c) */
+};
+
 struct pa_heap {
   pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
-  _Atomic(pa_block *) remote;    /* blocks other threads freed into our pools */
-  pa_heap *next_all;             /* every heap ever made (heaps are recycled) */
-  pa_heap *next_abandoned;
-  atomic_bool abandoned; /* its thread exited; waits for adoption */
-  unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
-  bool table;     /* a handle table's heap (src/handle.c), no thread's */
-  int thread;     /* kernel id of the thread using it; 0 while abandoned */
-  /* Blocks this heap's thread took from the pools and gave back, by domain
-   * (the RAW slots stay 0: that domain never reaches the pools).  Plain
-   * counters, written by the owner only; statistics read them racily. */
-  size_t allocations[3];
-  size_t frees[3];
+  struct pa_heap_counts counts;
   /* free-list bins by global bin number, in chunks made on first use and
    * never freed (statistics may read them at any time) */
   _Atomic(struct freelist_bin *) freelist_bins[PA_FREELIST_CHUNKS];
 #if PA_SECURE
   uint64_t random; /* the state of its fresh pools' shuffles */
 #endif
+  /* What other threads write, on a cache line of its own: a free into
+   * this heap's pools never touches the lines its owner writes. */
+  _Alignas(64) _Atomic(pa_block *) remote; /* blocks other threads freed into our pools */
+  atomic_bool abandoned; /* its thread exited; waits for adoption */
+  _Alignas(64) pa_heap *next_all; /* every heap ever made (heaps are recycled) */
+  pa_heap *next_abandoned;
+  unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
+  bool table;     /* a handle table's heap (src/handle.c), no thread's */
+  int thread;     /* kernel id of the thread using it; 0 while abandoned */
 };
 
 /* The calling thread's heap; &pa_empty_heap until its first slow path, so the
@@ -396,6 +408,14 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
 pa_heap *heap_current(void);
+/* The same for a thread that only counts its traffic, except past the
+ * thread's exit destructor (a heap made then would never be given up):
+ * NULL there, and the caller counts in its shared late counters. */
+pa_heap *heap_for_counting(void);
+static inline pa_heap *pa_counting_heap(void) {
+  pa_heap *heap = pa_thread_heap;
+  return __builtin_expect(heap != &pa_empty_heap, 1) ? heap : heap_for_counting();
+}
 /* A heap for a handle table (a retired table's, or a new one), and its
  * retirement: its empty pools go back, the record waits for the next table. */
 pa_heap *heap_table_make(void);
@@ -409,7 +429,7 @@ void heaps_lock(void);
 void heaps_unlock(void);
 pa_heap *heaps_first(void);
 size_t heaps_count(void);
-size_t heaps_heapless_frees(pa_domain domain);
+size_t heaps_late_frees(pa_domain domain);
 
 /* ---- Arenas -------------------------------------------------------------- */
 
@@ -561,7 +581,7 @@ void general_counters(struct pa_stats *out);
 
 static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain domain) {
   void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
-  if (__builtin_expect(block != NULL, 1)) heap->allocations[domain]++;
+  if (__builtin_expect(block != NULL, 1)) heap->counts.allocations[domain]++;
   return block;
 }
 
@@ -584,7 +604,7 @@ static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_secure_free(pool, p);
   track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1)) {
-    heap->frees[domain]++;
+    heap->counts.frees[domain]++;
     pa_pool_free_local(heap, pool, p);
   } else {
     heap_free_remote(heap, pool->owner, p, domain);

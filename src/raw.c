@@ -56,24 +56,57 @@ static void *system_aligned(size_t alignment, size_t size) {
 }
 #endif
 
+/* Each thread counts its raw calls and bytes in its heap (struct
+ * pa_heap_counts), so no raw call writes a cache line another thread
+ * writes; statistics sum the heaps.  The peak needs a running total: a
+ * thread adds its net bytes to `published` only when they have moved
+ * PUBLISH_BYTES since it last did, so the peak may miss by up to that much
+ * per thread.  Threads past their exit destructor count here at once. */
+#define PUBLISH_BYTES ((size_t)1 << 20)
 static struct {
-  _Atomic size_t allocations, frees, bytes_in_use, bytes_peak;
+  _Atomic size_t published, peak;
+  _Atomic size_t late_allocations, late_frees, late_bytes; /* late_bytes: net, modulo 2^64 */
 } raw;
 
-static void raw_add_bytes(size_t bytes) {
-  size_t now = atomic_fetch_add_explicit(&raw.bytes_in_use, bytes, memory_order_relaxed) + bytes;
-  size_t peak = atomic_load_explicit(&raw.bytes_peak, memory_order_relaxed);
-  while (now > peak && !atomic_compare_exchange_weak_explicit(&raw.bytes_peak, &peak, now,
-                                                              memory_order_relaxed,
-                                                              memory_order_relaxed)) {
+static void raise_peak(size_t total) {
+  size_t peak = atomic_load_explicit(&raw.peak, memory_order_relaxed);
+  while (total > peak && !atomic_compare_exchange_weak_explicit(&raw.peak, &peak, total,
+                                                                memory_order_relaxed,
+                                                                memory_order_relaxed)) {
   }
 }
 
-static void *raw_count(void *p) {
-  if (p) {
-    atomic_fetch_add_explicit(&raw.allocations, 1, memory_order_relaxed);
-    raw_add_bytes(system_usable_size(p));
+/* Adds delta (signed, modulo 2^64) to the published total. */
+static void publish(size_t delta) {
+  size_t total = atomic_fetch_add_explicit(&raw.published, delta, memory_order_relaxed) + delta;
+  if ((ptrdiff_t)delta > 0) raise_peak(total);
+}
+
+/* One raw call: the blocks it handed out and took back (0 or 1 each; a
+ * realloc counts neither) and their bytes. */
+static void raw_count(size_t allocations, size_t frees, size_t bytes_out, size_t bytes_in) {
+  size_t delta = bytes_out - bytes_in; /* signed, modulo 2^64 */
+  pa_heap *heap = pa_counting_heap();
+  if (heap == NULL) {
+    atomic_fetch_add_explicit(&raw.late_allocations, allocations, memory_order_relaxed);
+    atomic_fetch_add_explicit(&raw.late_frees, frees, memory_order_relaxed);
+    atomic_fetch_add_explicit(&raw.late_bytes, delta, memory_order_relaxed);
+    publish(delta);
+    return;
   }
+  struct pa_heap_counts *c = &heap->counts;
+  c->raw_allocations += allocations;
+  c->raw_frees += frees;
+  c->raw_bytes_allocated += bytes_out;
+  c->raw_bytes_freed += bytes_in;
+  delta = c->raw_bytes_allocated - c->raw_bytes_freed - c->raw_bytes_published;
+  if (delta + PUBLISH_BYTES - 1 < 2 * PUBLISH_BYTES - 1) return; /* |delta| < PUBLISH_BYTES */
+  c->raw_bytes_published += delta;
+  publish(delta);
+}
+
+static void *raw_counted(void *p) {
+  if (p) raw_count(1, 0, system_usable_size(p), 0);
   return p;
 }
 
@@ -86,21 +119,20 @@ static bool raw_too_large(size_t size) {
 }
 
 void *raw_malloc(size_t size) {
-  return raw_too_large(size) ? NULL : raw_count(system_malloc(size));
+  return raw_too_large(size) ? NULL : raw_counted(system_malloc(size));
 }
 
 /* The caller has checked that count * size does not overflow. */
 void *raw_calloc(size_t count, size_t size) {
-  return raw_too_large(count * size) ? NULL : raw_count(system_calloc(count, size));
+  return raw_too_large(count * size) ? NULL : raw_counted(system_calloc(count, size));
 }
 
 void *raw_aligned(size_t alignment, size_t size) {
-  return raw_too_large(size) ? NULL : raw_count(system_aligned(alignment, size));
+  return raw_too_large(size) ? NULL : raw_counted(system_aligned(alignment, size));
 }
 
 void raw_free(void *p) {
-  atomic_fetch_add_explicit(&raw.frees, 1, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&raw.bytes_in_use, system_usable_size(p), memory_order_relaxed);
+  raw_count(0, 1, 0, system_usable_size(p));
   system_free(p);
 }
 
@@ -108,18 +140,18 @@ void *raw_realloc(void *p, size_t size) {
   if (raw_too_large(size)) return NULL;
   size_t old = system_usable_size(p);
   void *q = system_realloc(p, size);
-  if (q) {
-    atomic_fetch_sub_explicit(&raw.bytes_in_use, old, memory_order_relaxed);
-    raw_add_bytes(system_usable_size(q));
-  }
+  if (q) raw_count(0, 0, system_usable_size(q), old);
   return q;
 }
 
 size_t raw_usable_size(const void *p) { return system_usable_size((void *)p); }
 
+/* Adds the late counts to the heaps' sums in *out, and settles the peak
+ * with the exact total now in use. */
 void raw_counters(struct pa_stats *out) {
-  out->raw_allocations = atomic_load_explicit(&raw.allocations, memory_order_relaxed);
-  out->raw_frees = atomic_load_explicit(&raw.frees, memory_order_relaxed);
-  out->raw_bytes_in_use = atomic_load_explicit(&raw.bytes_in_use, memory_order_relaxed);
-  out->raw_bytes_peak = atomic_load_explicit(&raw.bytes_peak, memory_order_relaxed);
+  out->raw_allocations += atomic_load_explicit(&raw.late_allocations, memory_order_relaxed);
+  out->raw_frees += atomic_load_explicit(&raw.late_frees, memory_order_relaxed);
+  out->raw_bytes_in_use += atomic_load_explicit(&raw.late_bytes, memory_order_relaxed);
+  raise_peak(out->raw_bytes_in_use);
+  out->raw_bytes_peak = atomic_load_explicit(&raw.peak, memory_order_relaxed);
 }

@@ -53,13 +53,19 @@ RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *
                                       size_t max, const pa_heap *heap) {
   s->heaps++;
   s->heaps_abandoned += atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
+  const struct pa_heap_counts *c = &heap->counts;
   size_t allocations = 0, frees = 0;
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
-    s->domains[d].small_allocations += heap->allocations[d];
-    s->domains[d].small_frees += heap->frees[d];
-    allocations += heap->allocations[d];
-    frees += heap->frees[d];
+    s->domains[d].small_allocations += c->allocations[d];
+    s->domains[d].small_frees += c->frees[d];
+    s->domains[d].large_allocations += c->large_allocations[d];
+    s->domains[d].large_frees += c->large_frees[d];
+    allocations += c->allocations[d];
+    frees += c->frees[d];
   }
+  s->raw_allocations += c->raw_allocations;
+  s->raw_frees += c->raw_frees;
+  s->raw_bytes_in_use += c->raw_bytes_allocated - c->raw_bytes_freed; /* modulo 2^64 */
   freelists_count_heap(s, heap);
   if (heap->id > max) return;
   struct pa_heap_stats *h = &per_heap[heap->id - 1];
@@ -133,7 +139,7 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
   heaps_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
-    s->domains[d].small_frees += heaps_heapless_frees(d);
+    s->domains[d].small_frees += heaps_late_frees(d);
     s->small_allocations += s->domains[d].small_allocations;
     s->small_frees += s->domains[d].small_frees;
   }
