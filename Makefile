@@ -78,6 +78,7 @@ fuzz:
 
 bench:
 	bench/run.sh
+	bench/larson.sh
 	bench/python.sh
 	bench/sampling.sh
 	bench/freelist.sh
