@@ -580,7 +580,7 @@ void general_counters(struct pa_stats *out);
 /* ---- The fast paths, shared by the domain entry points and the override -- */
 
 static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain domain) {
-  void *block = pa_pool_take_block(heap->used[pa_size_class(size)]);
+  void *block = pa_pool_take_block(heap->used[pa_domain_class(domain, size)]);
   if (__builtin_expect(block != NULL, 1)) heap->counts.allocations[domain]++;
   return block;
 }

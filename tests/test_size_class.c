@@ -42,10 +42,13 @@ static void sweep(void *(*alloc)(size_t), void (*release)(void *), pa_domain dom
   }
 }
 
+/* Each domain in turn, and MEM again once OBJ's pools of every class are
+ * warm: a MEM request never takes an OBJ class's block. */
 static void test_blocks_match_classes(void) {
   sweep(pa_malloc, pa_free, PA_DOMAIN_MEM);
   sweep(pa_mem_malloc, pa_mem_free, PA_DOMAIN_MEM);
   sweep(pa_obj_malloc, pa_obj_free, PA_DOMAIN_OBJ);
+  sweep(pa_malloc, pa_free, PA_DOMAIN_MEM);
 }
 
 /* The object domain really hands out 8-aligned blocks 8 bytes apart in the
