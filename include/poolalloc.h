@@ -159,9 +159,13 @@ PA_API int pa_set_arena_allocator(const pa_arena_allocator *allocator);
 
 /* Arena decay: an arena whose last pool is freed is kept this many
  * milliseconds before it goes back to the OS (at the next pool taken from
- * or returned to any arena), so a structure that dies whole and is built
- * again reuses warm memory.  The newest wholly free arena is kept beyond
- * it as a spare; pa_collect() releases them all at once.  The default is
+ * or returned to any arena, or the next allocation that misses its pools),
+ * so a structure that dies whole and is built again reuses warm memory.
+ * The newest wholly free arena is kept beyond it as a spare; pa_collect()
+ * releases them all at once.  At most max(8 MiB, the arenas holding live
+ * blocks) wait: those beyond go as soon as they empty, so a program that
+ * frees most of its memory and goes idle gets it back with no call, no
+ * timer and no helper thread.  The default is
  * 10, or POOLALLOC_ARENA_DECAY_MS; 0 releases at once.  Sets the delay
  * (it applies from the next arena event) and returns the previous one;
  * ms < 0 (or above an hour) only returns it, with errno EINVAL if ms is

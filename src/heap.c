@@ -244,6 +244,7 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
     }
   }
   if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
+  arenas_decay_due();
   unsigned cls = pa_domain_class(domain, size);
   for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);

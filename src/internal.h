@@ -456,6 +456,10 @@ void arenas_release_empty(void);
 /* Releases the wholly free arenas past the decay delay, as a pool taken or
  * returned would: for a thread that wakes while the program is idle. */
 void arenas_decay_idle(void);
+/* The same, taking the lock only when an arena's delay has run out: for
+ * the slow allocation path, so a program that goes on allocating from warm
+ * pools gives the memory back too. */
+void arenas_decay_due(void);
 /* Wholly free arenas held: the spare and those waiting out the decay. */
 size_t arenas_empty_count(void);
 void arenas_lock(void);

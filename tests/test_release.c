@@ -1,0 +1,183 @@
+/* Freed memory goes back to the OS without pa_collect: RSS read from
+ * /proc while the program goes on allocating from warm pools, and while it
+ * makes no call at all; and a structure that dies whole and is built again
+ * keeps its memory warm (page faults from getrusage).  Default build only:
+ * RSS means little under the sanitizers and Valgrind.
+ *
+ *   test_release           every case, each in a child of its own
+ *   test_release CASE      one case (warm, idle, decay, rebuild)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+
+enum { BLOCKS = 2000000, BLOCK_SIZE = 48, DEADLINE_MS = 3000 };
+
+static void **blocks;
+
+/* BLOCKS blocks of 48 bytes, each touched: about 100 MB. */
+static size_t allocate_all(void) {
+  size_t before = os_resident_bytes();
+  blocks = pa_malloc(BLOCKS * sizeof *blocks);
+  for (size_t i = 0; i < BLOCKS; i++) {
+    blocks[i] = pa_malloc(BLOCK_SIZE);
+    memset(blocks[i], (int)i, BLOCK_SIZE);
+  }
+  return os_resident_bytes() - before;
+}
+
+static void free_all(void) {
+  for (size_t i = 0; i < BLOCKS; i++) pa_free(blocks[i]);
+  pa_free(blocks);
+}
+
+/* The resident bytes the blocks added that are still resident. */
+static size_t left_of(size_t base) {
+  size_t now = os_resident_bytes();
+  return now > base ? now - base : 0;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec pause = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&pause, NULL);
+}
+
+/* Frees everything, then only a malloc/free loop of one size (warm pools,
+ * no arena event): at least 80% of the freed memory is back within the
+ * decay delay of the calls that follow. */
+static void test_warm_traffic(void) {
+  size_t base = os_resident_bytes();
+  size_t added = allocate_all();
+  free_all();
+  uint64_t start = os_monotonic_ms();
+  size_t left = left_of(base);
+  while (left * 5 > added && os_monotonic_ms() - start < DEADLINE_MS) {
+    for (int i = 0; i < 1000; i++) pa_free(pa_malloc(BLOCK_SIZE));
+    left = left_of(base);
+  }
+  fprintf(stderr, "warm: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
+          (unsigned long long)(os_monotonic_ms() - start));
+  CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
+  CHECK(left * 5 <= added);
+}
+
+/* Frees everything, then makes no call at all: at least 80% is back at
+ * once (the wholly free arenas kept warm are bounded). */
+static void test_idle(void) {
+  size_t base = os_resident_bytes();
+  size_t added = allocate_all();
+  free_all();
+  uint64_t start = os_monotonic_ms();
+  size_t left = left_of(base);
+  while (left * 5 > added && os_monotonic_ms() - start < DEADLINE_MS) {
+    sleep_ms(20);
+    left = left_of(base);
+  }
+  fprintf(stderr, "idle: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
+          (unsigned long long)(os_monotonic_ms() - start));
+  CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
+  CHECK(left * 5 <= added);
+}
+
+/* A heap below the bound (kept warm for the decay delay), freed, while
+ * another structure stays half used: allocations that refill from its
+ * half-used pools (slow paths that reach no arena) give the freed arenas
+ * back once the delay is over. */
+static void test_decay_on_slow_paths(void) {
+  enum { KEPT = 40000, FREED = 110000, BATCH = 500 }; /* 7 MiB freed */
+  static void *kept[KEPT], *freed[FREED];
+  for (int i = 0; i < KEPT; i++) kept[i] = pa_malloc(BLOCK_SIZE);
+  size_t base = os_resident_bytes();
+  for (int i = 0; i < FREED; i++) memset(freed[i] = pa_malloc(64), 1, 64);
+  size_t added = os_resident_bytes() - base;
+  for (int i = 0; i < FREED; i++) pa_free(freed[i]);
+  for (int i = 0; i < KEPT; i += 2) pa_free(kept[i]);
+  size_t left_at_once = left_of(base);
+  uint64_t start = os_monotonic_ms();
+  size_t left = left_at_once;
+  for (int i = 0; i < KEPT && left * 5 > added; i += 2) {
+    kept[i] = pa_malloc(BLOCK_SIZE);
+    if (i % BATCH == 0) {
+      sleep_ms(5);
+      left = left_of(base);
+    }
+  }
+  fprintf(stderr, "decay: %zu KiB added, %zu KiB left at once, %zu KiB after %llu ms\n",
+          added >> 10, left_at_once >> 10, left >> 10,
+          (unsigned long long)(os_monotonic_ms() - start));
+  CHECK(left_at_once * 5 > added); /* below the bound: kept warm at first */
+  CHECK(left * 5 <= added);
+}
+
+/* A tree of 2^depth - 1 nodes of 48 bytes. */
+struct node {
+  struct node *left, *right;
+  char payload[BLOCK_SIZE - 2 * sizeof(struct node *)];
+};
+static struct node *tree_make(int depth) {
+  struct node *n = pa_malloc(sizeof *n);
+  n->left = depth > 1 ? tree_make(depth - 1) : NULL;
+  n->right = depth > 1 ? tree_make(depth - 1) : NULL;
+  return n;
+}
+static void tree_free(struct node *n) {
+  if (n == NULL) return;
+  tree_free(n->left);
+  tree_free(n->right);
+  pa_free(n);
+}
+
+static long minor_faults(void) {
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+/* A structure that dies whole and is built again at once, beside a
+ * long-lived one: the builds after the first take its memory back warm,
+ * so all of them together fault in fewer pages than two first builds. */
+static void test_rebuild(void) {
+  enum { DEPTH = 17, REBUILDS = 40 }; /* 131,071 nodes: 6 MiB */
+  struct node *long_lived = tree_make(DEPTH);
+  long before = minor_faults();
+  tree_free(tree_make(DEPTH));
+  long first = minor_faults() - before;
+  before = minor_faults();
+  for (int i = 0; i < REBUILDS; i++) tree_free(tree_make(DEPTH));
+  long rebuilds = minor_faults() - before;
+  fprintf(stderr, "rebuild: first build %ld faults, %d more builds %ld\n", first, REBUILDS,
+          rebuilds);
+  CHECK(first > 1000);
+  CHECK(rebuilds < 2 * first);
+  tree_free(long_lived);
+}
+
+static const struct {
+  const char *name;
+  void (*run)(void);
+} cases[] = {{"warm", test_warm_traffic},
+             {"idle", test_idle},
+             {"decay", test_decay_on_slow_paths},
+             {"rebuild", test_rebuild}};
+
+int main(int argc, char **argv) {
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    if (argc == 2) {
+      if (strcmp(argv[1], cases[i].name) == 0) {
+        cases[i].run();
+        return check_done();
+      }
+      continue;
+    }
+    char output[4096];
+    int status = check_run_child(argv[0], cases[i].name, environ, output, sizeof output);
+    fputs(output, stderr);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  return argc == 2 ? 2 : check_done();
+}
