@@ -92,6 +92,7 @@ static void test_decay_on_slow_paths(void) {
   enum { KEPT = 40000, FREED = 110000, BATCH = 500 }; /* 7 MiB freed */
   static void *kept[KEPT], *freed[FREED];
   for (int i = 0; i < KEPT; i++) kept[i] = pa_malloc(BLOCK_SIZE);
+  memset(freed, 0, sizeof freed); /* resident before the base is read */
   size_t base = os_resident_bytes();
   for (int i = 0; i < FREED; i++) memset(freed[i] = pa_malloc(64), 1, 64);
   size_t added = os_resident_bytes() - base;
