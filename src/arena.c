@@ -210,20 +210,24 @@ static unsigned keep_limit(void) {
 
 /* Releases the oldest wholly free arenas: those beyond the bound, and
  * those empty for the decay delay or longer, keeping the newest as the
- * spare; then notes when the next one is due. */
-static void arenas_decay(void) {
+ * spare.  Returns when the next one is due, 0 if none waits. */
+static uint64_t arenas_release_decayed(void) {
   uint64_t now = os_monotonic_ms();
   uint64_t delay = (uint64_t)decay_ms();
-  uint64_t due = 0;
   unsigned limit = keep_limit();
   while (arenas.empty > 1) {
     pa_arena *oldest = arenas.last_with[PA_POOLS_PER_ARENA];
-    if (arenas.empty <= limit && now - oldest->empty_since_ms < delay) {
-      due = oldest->empty_since_ms + delay;
-      break;
-    }
+    if (arenas.empty <= limit && now - oldest->empty_since_ms < delay)
+      return oldest->empty_since_ms + delay;
     arena_release(oldest);
   }
+  return 0;
+}
+
+/* Called at every arena event; reads the clock only when some arena
+ * beyond the spare waits. */
+static void arenas_decay(void) {
+  uint64_t due = arenas.empty > 1 ? arenas_release_decayed() : 0;
   if (atomic_load_explicit(&decay_due_ms, memory_order_relaxed) != due)
     atomic_store_explicit(&decay_due_ms, due, memory_order_relaxed);
 }
