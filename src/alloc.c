@@ -5,10 +5,10 @@
  *   pa_malloc(n):  n in 1..512 -> size class (n-1) >> shift -> the calling
  *                  thread's first used pool of that class -> pop its free
  *                  list or carve a virgin block; an exhausted pool takes
- *                  heap_malloc_slow().  Other sizes, and every call while a
+ *                  _pa_heap_malloc_slow().  Other sizes, and every call while a
  *                  layer is on top of the default (src/domain.c), take
- *                  domain_malloc().
- *   pa_free(p):    radix lookup p -> arena?  no: domain_free (the RAW
+ *                  _pa_domain_malloc().
+ *   pa_free(p):    radix lookup p -> arena?  no: _pa_domain_free (the RAW
  *                  domain, or the layer on top).  yes: the pool is p rounded
  *                  down to the pool size; its owner frees locally, other
  *                  threads push onto the owner's remote stack.
@@ -22,13 +22,13 @@
 
 /* Requests sent on to the raw domain, by the domain they came through, are
  * counted in the calling thread's heap; these count those of threads past
- * their exit destructor (heap_for_counting). */
+ * their exit destructor (_pa_heap_for_counting). */
 static struct {
   _Atomic size_t allocations[3];
   _Atomic size_t frees[3];
 } late;
 
-void general_counters(struct pa_stats *out) {
+void _pa_general_counters(struct pa_stats *out) {
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
     out->domains[d].large_allocations +=
         atomic_load_explicit(&late.allocations[d], memory_order_relaxed);
@@ -56,18 +56,18 @@ static void *general_large(size_t size, pa_domain domain) {
   return large_allocated(pa_raw_malloc(size), domain);
 }
 
-void *general_malloc(size_t size, pa_domain domain) {
-  pa_heap *heap = pa_thread_heap;
+void *_pa_general_malloc(size_t size, pa_domain domain) {
+  pa_heap *heap = _pa_thread_heap;
   if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
     void *block = pa_heap_take_small(heap, size, domain);
     if (block) return block;
   } else if (size > PA_SMALL_REQUEST_THRESHOLD) {
     return general_large(size, domain);
   }
-  return heap_malloc_slow(heap, size, domain);
+  return _pa_heap_malloc_slow(heap, size, domain);
 }
 
-void general_free(void *p, pa_domain domain) {
+void _pa_general_free(void *p, pa_domain domain) {
   if (pa_arena_of(p)) {
     pa_pool_free(pa_pool_of(p), p, domain);
   } else if (p) {
@@ -76,29 +76,29 @@ void general_free(void *p, pa_domain domain) {
   }
 }
 
-void *general_calloc(size_t count, size_t size, pa_domain domain) {
+void *_pa_general_calloc(size_t count, size_t size, pa_domain domain) {
   size_t total;
   if (__builtin_mul_overflow(count, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
   if (total > PA_SMALL_REQUEST_THRESHOLD) return large_allocated(pa_raw_calloc(count, size), domain);
-  void *p = general_malloc(total, domain);
+  void *p = _pa_general_malloc(total, domain);
   if (p) memset(p, 0, total);
   return p;
 }
 
-size_t general_usable_size(const void *p) {
+size_t _pa_general_usable_size(const void *p) {
   if (p == NULL) return 0;
-  if (pa_arena_of(p) == NULL) return layer_usable_size(domain_layer(PA_DOMAIN_RAW), p);
+  if (pa_arena_of(p) == NULL) return _pa_layer_usable_size(_pa_domain_layer(PA_DOMAIN_RAW), p);
   return pa_pool_of(p)->block_size;
 }
 
 static void *realloc_move(void *p, size_t old_size, size_t size, pa_domain domain) {
-  void *fresh = general_malloc(size, domain);
+  void *fresh = _pa_general_malloc(size, domain);
   if (fresh == NULL) return NULL;
   memcpy(fresh, p, size < old_size ? size : old_size);
-  general_free(p, domain);
+  _pa_general_free(p, domain);
   return fresh;
 }
 
@@ -109,15 +109,15 @@ static void *realloc_move(void *p, size_t old_size, size_t size, pa_domain domai
  * tells how many of its bytes are readable (CPython keeps such blocks raw
  * for want of that, SF bug #1185883).  A raw block growing stays raw and
  * counts as no new request. */
-void *general_realloc(void *p, size_t size, pa_domain domain) {
-  if (p == NULL) return general_malloc(size, domain);
+void *_pa_general_realloc(void *p, size_t size, pa_domain domain) {
+  if (p == NULL) return _pa_general_malloc(size, domain);
   if (size == 0) {
-    general_free(p, domain);
+    _pa_general_free(p, domain);
     return NULL;
   }
   if (pa_arena_of(p) == NULL) {
     if (size <= PA_SMALL_REQUEST_THRESHOLD)
-      return realloc_move(p, general_usable_size(p), size, domain);
+      return realloc_move(p, _pa_general_usable_size(p), size, domain);
     return pa_raw_realloc(p, size);
   }
   size_t block_size = pa_pool_of(p)->block_size;
@@ -131,32 +131,32 @@ void *general_realloc(void *p, size_t size, pa_domain domain) {
  * their class size is a multiple of 16 (pools and headers are); larger
  * alignments go raw.  The caller has checked that alignment is a power of
  * two. */
-void *general_aligned(size_t alignment, size_t size, pa_domain domain) {
-  if (alignment <= pa_domain_spacing(domain)) return general_malloc(size, domain);
+void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain) {
+  if (alignment <= pa_domain_spacing(domain)) return _pa_general_malloc(size, domain);
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
-    return general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
-  return large_allocated(layer_aligned(domain_layer(PA_DOMAIN_RAW), alignment, size), domain);
+    return _pa_general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
+  return large_allocated(_pa_layer_aligned(_pa_domain_layer(PA_DOMAIN_RAW), alignment, size), domain);
 }
 
 /* ---- Domain entry points --------------------------------------------------- */
 
 /* The default layer is called directly, the others through the chain. */
 PA_ENTRY static void *domain_calloc(pa_domain domain, size_t count, size_t size) {
-  const pa_layer *layer = domain_layer(domain);
-  if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
-    return general_calloc(count, size, domain);
+  const pa_layer *layer = _pa_domain_layer(domain);
+  if (domain != PA_DOMAIN_RAW && _pa_domain_is_default(layer, domain))
+    return _pa_general_calloc(count, size, domain);
   return layer->api.calloc(layer->api.ctx, count, size);
 }
 
 PA_ENTRY static void *domain_realloc(pa_domain domain, void *p, size_t size) {
-  const pa_layer *layer = domain_layer(domain);
-  if (domain != PA_DOMAIN_RAW && domain_is_default(layer, domain))
-    return general_realloc(p, size, domain);
+  const pa_layer *layer = _pa_domain_layer(domain);
+  if (domain != PA_DOMAIN_RAW && _pa_domain_is_default(layer, domain))
+    return _pa_general_realloc(p, size, domain);
   return layer->api.realloc(layer->api.ctx, p, size);
 }
 
 PA_ENTRY void *pa_raw_malloc(size_t size) {
-  const pa_layer *layer = domain_layer(PA_DOMAIN_RAW);
+  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_RAW);
   return layer->api.malloc(layer->api.ctx, size);
 }
 PA_ENTRY void *pa_raw_calloc(size_t count, size_t size) {
@@ -164,7 +164,7 @@ PA_ENTRY void *pa_raw_calloc(size_t count, size_t size) {
 }
 PA_ENTRY void *pa_raw_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_RAW, p, size); }
 PA_ENTRY void pa_raw_free(void *p) {
-  const pa_layer *layer = domain_layer(PA_DOMAIN_RAW);
+  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_RAW);
   layer->api.free(layer->api.ctx, p);
 }
 
@@ -189,9 +189,9 @@ PA_ENTRY void *pa_calloc(size_t count, size_t size) { return domain_calloc(PA_DO
 PA_ENTRY void *pa_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_MEM, p, size); }
 
 PA_ENTRY size_t pa_usable_size(const void *p) {
-  const pa_layer *layer = domain_layer(PA_DOMAIN_MEM);
-  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_usable_size(p);
-  return layer_usable_size(layer, p);
+  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_MEM);
+  if (_pa_domain_is_default(layer, PA_DOMAIN_MEM)) return _pa_general_usable_size(p);
+  return _pa_layer_usable_size(layer, p);
 }
 
 PA_ENTRY void *pa_aligned_alloc(size_t alignment, size_t size) {
@@ -199,9 +199,9 @@ PA_ENTRY void *pa_aligned_alloc(size_t alignment, size_t size) {
     errno = EINVAL;
     return NULL;
   }
-  const pa_layer *layer = domain_layer(PA_DOMAIN_MEM);
-  if (domain_is_default(layer, PA_DOMAIN_MEM)) return general_aligned(alignment, size, PA_DOMAIN_MEM);
-  return layer_aligned(layer, alignment, size);
+  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_MEM);
+  if (_pa_domain_is_default(layer, PA_DOMAIN_MEM)) return _pa_general_aligned(alignment, size, PA_DOMAIN_MEM);
+  return _pa_layer_aligned(layer, alignment, size);
 }
 
 PA_ENTRY int pa_posix_memalign(void **out, size_t alignment, size_t size) {
@@ -217,10 +217,10 @@ PA_ENTRY int pa_posix_memalign(void **out, size_t alignment, size_t size) {
 }
 
 void pa_collect(void) {
-  if (pa_thread_heap != &pa_empty_heap) {
-    freelists_flush(pa_thread_heap);
-    heap_collect(pa_thread_heap);
+  if (_pa_thread_heap != &_pa_empty_heap) {
+    _pa_freelists_flush(_pa_thread_heap);
+    _pa_heap_collect(_pa_thread_heap);
   }
-  heaps_collect_abandoned();
-  arenas_release_empty();
+  _pa_heaps_collect_abandoned();
+  _pa_arenas_release_empty();
 }

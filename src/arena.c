@@ -14,7 +14,7 @@
  * the usable list (where it is the last to give pools) for the decay delay,
  * POOLALLOC_ARENA_DECAY_MS (10 ms by default, mimalloc's purge delay), and
  * goes back to the OS at the first arena event (a pool taken or returned)
- * or slow allocation (arenas_decay_due) after that.  A program whose large
+ * or slow allocation (_pa_arenas_decay_due) after that.  A program whose large
  * structures die whole and are built again (a tree, a parse, a frame)
  * takes the same memory back warm, instead of unmapping it and faulting
  * fresh pages in each time: binary-trees on the collector took 72,000
@@ -47,15 +47,15 @@
 
 /* Secure builds keep a PROT_NONE page after each arena the OS gives, so an
  * overflow running off its end faults instead of reaching the next one. */
-static size_t arena_guard(void) { return PA_SECURE ? os_page_size() : 0; }
+static size_t arena_guard(void) { return PA_SECURE ? _pa_os_page_size() : 0; }
 
 static void *os_arena_alloc(void *ctx, size_t size) {
   (void)ctx;
-  return os_map_aligned(size, PA_ARENA_SIZE, arena_guard());
+  return _pa_os_map_aligned(size, PA_ARENA_SIZE, arena_guard());
 }
 static void os_arena_free(void *ctx, void *p, size_t size) {
   (void)ctx;
-  os_unmap(p, size + arena_guard());
+  _pa_os_unmap(p, size + arena_guard());
 }
 static const pa_arena_allocator os_arena_allocator = {NULL, os_arena_alloc, os_arena_free};
 
@@ -78,10 +78,10 @@ static struct {
  * changes. */
 static _Alignas(64) _Atomic uint64_t decay_due_ms;
 
-void arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
-void arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
-pa_arena *arenas_first(void) { return arenas.all; }
-pa_arena *arenas_usable_head(void) { return arenas.usable; }
+void _pa_arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
+void _pa_arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
+pa_arena *_pa_arenas_first(void) { return arenas.all; }
+pa_arena *_pa_arenas_usable_head(void) { return arenas.usable; }
 
 static pa_arena *arena_record(void) {
   pa_arena *arena = arenas.unused;
@@ -89,7 +89,7 @@ static pa_arena *arena_record(void) {
     arenas.unused = arena->next;
     return arena;
   }
-  return meta_alloc(sizeof(pa_arena));
+  return _pa_meta_alloc(sizeof(pa_arena));
 }
 
 /* PA_ARENA_SIZE bytes aligned to PA_ARENA_SIZE, from the arena allocator;
@@ -120,7 +120,7 @@ static pa_arena *arena_new(void) {
   pa_arena *arena = arena_record();
   if (arena == NULL) return NULL;
   void *base = arena_obtain(arena);
-  if (base == NULL || !radix_register((uintptr_t)base, arena)) {
+  if (base == NULL || !_pa_radix_register((uintptr_t)base, arena)) {
     if (base) arena_give_back(arena);
     arena->next = arenas.unused;
     arenas.unused = arena;
@@ -173,7 +173,7 @@ static void arena_release(pa_arena *arena) {
   else
     arenas.all = arena->all_next;
   if (arena->all_next) arena->all_next->all_prev = arena->all_prev;
-  radix_unregister(arena->base);
+  _pa_radix_unregister(arena->base);
   arena_give_back(arena);
   arena->base = 0;
   arena->next = arenas.unused;
@@ -197,7 +197,7 @@ static pa_pool *arena_pop_pool(pa_arena *arena) {
 }
 
 static long decay_ms(void) {
-  return arenas.decay_ms >= 0 ? arenas.decay_ms : pa_options.arena_decay_ms;
+  return arenas.decay_ms >= 0 ? arenas.decay_ms : _pa_options.arena_decay_ms;
 }
 
 /* The most wholly free arenas kept warm: max(8 MiB, the arenas in use). */
@@ -212,7 +212,7 @@ static unsigned keep_limit(void) {
  * those empty for the decay delay or longer, keeping the newest as the
  * spare.  Returns when the next one is due, 0 if none waits. */
 static uint64_t arenas_release_decayed(void) {
-  uint64_t now = os_monotonic_ms();
+  uint64_t now = _pa_os_monotonic_ms();
   uint64_t delay = (uint64_t)decay_ms();
   unsigned limit = keep_limit();
   while (arenas.empty > 1) {
@@ -232,7 +232,7 @@ static void arenas_decay(void) {
     atomic_store_explicit(&decay_due_ms, due, memory_order_relaxed);
 }
 
-pa_pool *arena_take_pool(void) {
+pa_pool *_pa_arena_take_pool(void) {
   pthread_mutex_lock(&arenas.lock);
   arenas_decay();
   if (arenas.usable == NULL) {
@@ -261,7 +261,7 @@ pa_pool *arena_take_pool(void) {
   return pool;
 }
 
-void arena_return_pool(pa_pool *pool) {
+void _pa_arena_return_pool(pa_pool *pool) {
   pa_arena *arena = pa_arena_of(pool);
   pthread_mutex_lock(&arenas.lock);
   pool->state = PA_POOL_EMPTY;
@@ -292,7 +292,7 @@ void arena_return_pool(pa_pool *pool) {
   }
   if (arena->nfreepools == PA_POOLS_PER_ARENA) {
     arenas.empty++;
-    arena->empty_since_ms = os_monotonic_ms();
+    arena->empty_since_ms = _pa_os_monotonic_ms();
   }
   arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
@@ -309,31 +309,31 @@ long pa_arena_decay_ms(long ms) {
   return previous;
 }
 
-size_t arenas_empty_count(void) {
+size_t _pa_arenas_empty_count(void) {
   pthread_mutex_lock(&arenas.lock);
   size_t empty = arenas.empty;
   pthread_mutex_unlock(&arenas.lock);
   return empty;
 }
 
-void arenas_decay_idle(void) {
+void _pa_arenas_decay_idle(void) {
   pthread_mutex_lock(&arenas.lock);
   arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
 }
 
-void arenas_decay_due(void) {
+void _pa_arenas_decay_due(void) {
   uint64_t due = atomic_load_explicit(&decay_due_ms, memory_order_relaxed);
-  if (due != 0 && os_monotonic_ms() >= due) arenas_decay_idle();
+  if (due != 0 && _pa_os_monotonic_ms() >= due) _pa_arenas_decay_idle();
 }
 
-void arenas_release_empty(void) {
+void _pa_arenas_release_empty(void) {
   pthread_mutex_lock(&arenas.lock);
   while (arenas.empty > 0) arena_release(arenas.last_with[PA_POOLS_PER_ARENA]);
   pthread_mutex_unlock(&arenas.lock);
 }
 
-void arenas_counters(struct pa_stats *out) {
+void _pa_arenas_counters(struct pa_stats *out) {
   out->arenas_allocated_total = arenas.allocated_total;
   out->arenas_released = arenas.released;
   out->arenas_highwater = arenas.highwater;
@@ -342,7 +342,7 @@ void arenas_counters(struct pa_stats *out) {
 
 /* The invariant the list promises: ascending free pools, and last_with[n]
  * naming the rightmost arena with n.  Called with the lock held. */
-bool arenas_check_order(void) {
+bool _pa_arenas_check_order(void) {
   pa_arena *expected_last[PA_POOLS_PER_ARENA + 1] = {0};
   for (pa_arena *a = arenas.usable; a; a = a->next) {
     if (a->nfreepools == 0 || (a->next && a->next->nfreepools < a->nfreepools)) return false;
@@ -367,7 +367,7 @@ int pa_set_arena_allocator(const pa_arena_allocator *allocator) {
     errno = EINVAL;
     return -1;
   }
-  pa_arena_allocator *copy = meta_alloc(sizeof *copy);
+  pa_arena_allocator *copy = _pa_meta_alloc(sizeof *copy);
   if (copy == NULL) {
     errno = ENOMEM;
     return -1;

@@ -105,18 +105,18 @@ READS_FREED_MEMORY static void report_bytes(const char *label, const void *at, s
   if (n > 48) n = 48;
   for (size_t i = 0; i < n && used < (int)sizeof line - 4; i++)
     used += snprintf(line + used, sizeof line - used, " %02x", ((const unsigned char *)at)[i]);
-  pa_message("%s", line);
+  _pa_message("%s", line);
 }
 
 static void report_where_allocated(const void *p, const void *inner) {
-  if (!trace_report_block(p) && !trace_report_block(inner))
-    pa_message("  %s", pa_trace_frames() ? "allocated before tracing started"
+  if (!_pa_trace_report_block(p) && !_pa_trace_report_block(inner))
+    _pa_message("  %s", pa_trace_frames() ? "allocated before tracing started"
                                           : "set POOLALLOC_TRACE=N to see where blocks are allocated");
 }
 
 /* The block's figures, the bytes around both guards, and its origin. */
 READS_FREED_MEMORY static void report_block(const void *p, const debug_header *h, bool readable_data) {
-  pa_message("  block %p: %llu bytes requested, serial %llu, allocated through %s", p,
+  _pa_message("  block %p: %llu bytes requested, serial %llu, allocated through %s", p,
              (unsigned long long)h->size, (unsigned long long)h->serial,
              domain_name_of(h->domain));
   report_bytes("header and leading guard", h, HEADER_SIZE);
@@ -127,7 +127,7 @@ READS_FREED_MEMORY static void report_block(const void *p, const debug_header *h
 }
 
 __attribute__((noreturn, cold)) static void debug_abort(void) {
-  pa_message("poolalloc: debug: aborting");
+  _pa_message("poolalloc: debug: aborting");
   abort();
 }
 
@@ -135,7 +135,7 @@ READS_FREED_MEMORY __attribute__((noreturn, cold)) static void report_block_faul
                                                                const char *detail,
                                                                bool readable_data) {
   const debug_header *h = header_of(p);
-  pa_message("poolalloc: debug: %s: block %p %s", fault_names[fault], p, detail);
+  _pa_message("poolalloc: debug: %s: block %p %s", fault_names[fault], p, detail);
   report_block(p, h, readable_data);
   report_where_allocated(p, (const char *)p - h->offset);
   debug_abort();
@@ -179,9 +179,9 @@ static const char *pool_block_start(const void *p) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return NULL;
   const pa_pool *pool = pa_pool_of(p);
-  arenas_lock(); /* other threads carve pools */
+  _pa_arenas_lock(); /* other threads carve pools */
   bool carved = (uintptr_t)pool < arena->pool_address;
-  arenas_unlock();
+  _pa_arenas_unlock();
   if (!carved || pool->block_size == 0 || pool->state == PA_POOL_EMPTY) return NULL;
   return live_block_start(p);
 }
@@ -198,16 +198,16 @@ READS_FREED_MEMORY static bool plausible_block(const void *p) {
     return block != NULL && (size_t)((const char *)p - block) == h->offset &&
            h->offset + h->size + trailing_span(h->size) <= pa_pool_of(h)->block_size;
   }
-  return os_is_mapped(h, HEADER_SIZE);
+  return _pa_os_is_mapped(h, HEADER_SIZE);
 }
 
 /* The bytes before p are shown only where they are mapped. */
 __attribute__((noreturn, cold)) READS_FREED_MEMORY static void report_invalid_free(
     const void *p, pa_domain releasing) {
-  pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
+  _pa_message("poolalloc: debug: invalid free: %p was not returned by poolalloc's allocators "
              "(released through %s)", p, domain_names[releasing]);
   const char *before = (const char *)p - HEADER_SIZE;
-  if ((uintptr_t)p % 8 == 0 && (uintptr_t)p >= HEADER_SIZE && os_is_mapped(before, HEADER_SIZE))
+  if ((uintptr_t)p % 8 == 0 && (uintptr_t)p >= HEADER_SIZE && _pa_os_is_mapped(before, HEADER_SIZE))
     report_bytes("bytes before it", before, HEADER_SIZE);
   debug_abort();
 }
@@ -251,10 +251,10 @@ READS_FREED_MEMORY static void check_reused(const char *inner) {
   if (i == block_size) return;
   const debug_header *h = (const debug_header *)(inner + header_at);
   const char *p = inner + header_at + HEADER_SIZE;
-  pa_message("poolalloc: debug: use after free: block %p was written after it was freed: "
+  _pa_message("poolalloc: debug: use after free: block %p was written after it was freed: "
              "byte %p (+%zd) is 0x%02x, not 0x%02x", (void *)p, (void *)(inner + i),
              (inner + i) - p, (unsigned char)inner[i], DEAD_BYTE);
-  pa_message("  block %p: %llu bytes requested, serial %llu", (void *)p,
+  _pa_message("  block %p: %llu bytes requested, serial %llu", (void *)p,
              (unsigned long long)h->size, (unsigned long long)h->serial);
   size_t from = i >= 8 ? i - 8 : 0;
   report_bytes("bytes around it", inner + from, block_size - from < 24 ? block_size - from : 24);
@@ -350,32 +350,32 @@ static size_t debug_usable_size(void *ctx, const void *p) {
   return header_of(p)->size;
 }
 
-void debug_install(void) {
-  if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return;
+void _pa_debug_install(void) {
+  if (_pa_domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return;
   static const pa_layer functions = {
       .api = {NULL, debug_malloc, debug_calloc, debug_realloc, debug_free},
       .aligned = debug_aligned,
       .usable_size = debug_usable_size,
   };
-  domains_push(debug_layers, &functions);
-  freelists_debug_installed();
+  _pa_domains_push(debug_layers, &functions);
+  _pa_freelists_debug_installed();
 }
 
-bool debug_hooks_on(void) {
-  return domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM);
+bool _pa_debug_hooks_on(void) {
+  return _pa_domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM);
 }
 
-void debug_misuse_end(void) {
-  if (debug_hooks_on()) debug_abort();
+void _pa_debug_misuse_end(void) {
+  if (_pa_debug_hooks_on()) debug_abort();
 }
 
 int pa_setup_debug_hooks(void) {
-  domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_DEBUG may have done it */
-  if (domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return 0;
-  if (allocations_served()) {
+  _pa_domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_DEBUG may have done it */
+  if (_pa_domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return 0;
+  if (_pa_allocations_served()) {
     errno = EBUSY;
     return -1;
   }
-  debug_install();
+  _pa_debug_install();
   return 0;
 }

@@ -28,11 +28,11 @@
 
 #include "internal.h"
 
-struct pa_fast_limits pa_fast; /* 0 until the options are read */
+struct pa_fast_limits _pa_fast; /* 0 until the options are read */
 
 static void *raw_layer_malloc(void *ctx, size_t size) {
   (void)ctx;
-  return raw_malloc(size);
+  return _pa_raw_malloc(size);
 }
 static void *raw_layer_calloc(void *ctx, size_t count, size_t size) {
   (void)ctx;
@@ -41,23 +41,23 @@ static void *raw_layer_calloc(void *ctx, size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return raw_calloc(count, size);
+  return _pa_raw_calloc(count, size);
 }
 static void *raw_layer_realloc(void *ctx, void *p, size_t size) {
   (void)ctx;
-  return p ? raw_realloc(p, size) : raw_malloc(size);
+  return p ? _pa_raw_realloc(p, size) : _pa_raw_malloc(size);
 }
 static void raw_layer_free(void *ctx, void *p) {
   (void)ctx;
-  if (p) raw_free(p);
+  if (p) _pa_raw_free(p);
 }
 static void *raw_layer_aligned(void *ctx, size_t alignment, size_t size) {
   (void)ctx;
-  return raw_aligned(alignment, size);
+  return _pa_raw_aligned(alignment, size);
 }
 static size_t raw_layer_usable_size(void *ctx, const void *p) {
   (void)ctx;
-  return p ? raw_usable_size(p) : 0;
+  return p ? _pa_raw_usable_size(p) : 0;
 }
 
 /* The general layer's ctx is the domain it serves, so its traffic is
@@ -65,21 +65,21 @@ static size_t raw_layer_usable_size(void *ctx, const void *p) {
 static pa_domain ctx_domain(void *ctx) { return (pa_domain)(uintptr_t)ctx; }
 
 static void *general_layer_malloc(void *ctx, size_t size) {
-  return general_malloc(size, ctx_domain(ctx));
+  return _pa_general_malloc(size, ctx_domain(ctx));
 }
 static void *general_layer_calloc(void *ctx, size_t count, size_t size) {
-  return general_calloc(count, size, ctx_domain(ctx));
+  return _pa_general_calloc(count, size, ctx_domain(ctx));
 }
 static void *general_layer_realloc(void *ctx, void *p, size_t size) {
-  return general_realloc(p, size, ctx_domain(ctx));
+  return _pa_general_realloc(p, size, ctx_domain(ctx));
 }
-static void general_layer_free(void *ctx, void *p) { general_free(p, ctx_domain(ctx)); }
+static void general_layer_free(void *ctx, void *p) { _pa_general_free(p, ctx_domain(ctx)); }
 static void *general_layer_aligned(void *ctx, size_t alignment, size_t size) {
-  return general_aligned(alignment, size, ctx_domain(ctx));
+  return _pa_general_aligned(alignment, size, ctx_domain(ctx));
 }
 static size_t general_layer_usable_size(void *ctx, const void *p) {
   (void)ctx;
-  return general_usable_size(p);
+  return _pa_general_usable_size(p);
 }
 
 #define GENERAL_LAYER(domain)                                                             \
@@ -106,8 +106,8 @@ static struct {
     .current = {&default_layers[0], &default_layers[1], &default_layers[2]},
 };
 
-void domains_lock(void) { pthread_mutex_lock(&domains.lock); }
-void domains_unlock(void) { pthread_mutex_unlock(&domains.lock); }
+void _pa_domains_lock(void) { pthread_mutex_lock(&domains.lock); }
+void _pa_domains_unlock(void) { pthread_mutex_unlock(&domains.lock); }
 
 /* Set while this thread reads the options and installs what they ask for. */
 static _Thread_local bool domains_starting_here __attribute__((tls_model("initial-exec")));
@@ -124,9 +124,9 @@ static void fast_limits_update(void) {
   bool open = atomic_load_explicit(&domains.state, memory_order_acquire) == DOMAINS_READY &&
               current_layer(PA_DOMAIN_MEM) == &default_layers[PA_DOMAIN_MEM] &&
               current_layer(PA_DOMAIN_OBJ) == &default_layers[PA_DOMAIN_OBJ];
-  atomic_store_explicit(&pa_fast.small_request, open ? PA_SMALL_REQUEST_THRESHOLD : 0,
+  atomic_store_explicit(&_pa_fast.small_request, open ? PA_SMALL_REQUEST_THRESHOLD : 0,
                         memory_order_relaxed);
-  atomic_store_explicit(&pa_fast.radix_root, open ? PA_RADIX_ROOT_LEN : 0, memory_order_relaxed);
+  atomic_store_explicit(&_pa_fast.radix_root, open ? PA_RADIX_ROOT_LEN : 0, memory_order_relaxed);
 }
 
 /* The first call reads the options.  A call the start-up itself makes (on
@@ -136,9 +136,9 @@ static void domains_start(void) {
   int expected = DOMAINS_COLD;
   if (atomic_compare_exchange_strong(&domains.state, &expected, DOMAINS_STARTING)) {
     domains_starting_here = true;
-    options_init();
-    if (pa_options.debug) debug_install();
-    if (pa_options.trace > 0) pa_trace_start(pa_options.trace);
+    _pa_options_init();
+    if (_pa_options.debug) _pa_debug_install();
+    if (_pa_options.trace > 0) pa_trace_start(_pa_options.trace);
     domains_starting_here = false;
     atomic_store_explicit(&domains.state, DOMAINS_READY, memory_order_release);
     pthread_mutex_lock(&domains.lock);
@@ -151,44 +151,44 @@ static void domains_start(void) {
     sched_yield();
 }
 
-const pa_layer *domain_layer(pa_domain domain) {
+const pa_layer *_pa_domain_layer(pa_domain domain) {
   if (__builtin_expect(atomic_load_explicit(&domains.state, memory_order_acquire) !=
                            DOMAINS_READY, 0))
     domains_start();
   return current_layer(domain);
 }
 
-bool domain_is_default(const pa_layer *layer, pa_domain domain) {
+bool _pa_domain_is_default(const pa_layer *layer, pa_domain domain) {
   return layer == &default_layers[domain];
 }
 
 /* The inline fast path declined: a size it does not serve, an exhausted
  * pool, a thread's first call, or a layer on top of the default. */
-PA_ENTRY void *domain_malloc(size_t size, pa_domain domain) {
-  const pa_layer *layer = domain_layer(domain);
-  if (layer == &default_layers[domain]) return general_malloc(size, domain);
+PA_ENTRY void *_pa_domain_malloc(size_t size, pa_domain domain) {
+  const pa_layer *layer = _pa_domain_layer(domain);
+  if (layer == &default_layers[domain]) return _pa_general_malloc(size, domain);
   return layer->api.malloc(layer->api.ctx, size);
 }
 
-PA_ENTRY void domain_free(void *p, pa_domain domain) {
-  const pa_layer *layer = domain_layer(domain);
+PA_ENTRY void _pa_domain_free(void *p, pa_domain domain) {
+  const pa_layer *layer = _pa_domain_layer(domain);
   if (layer == &default_layers[domain])
-    general_free(p, domain);
+    _pa_general_free(p, domain);
   else
     layer->api.free(layer->api.ctx, p);
 }
 
-PA_ENTRY void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size) {
+PA_ENTRY void *_pa_layer_aligned(const pa_layer *layer, size_t alignment, size_t size) {
   while (layer->aligned == NULL) layer = layer->below;
   return layer->aligned(layer->api.ctx, alignment, size);
 }
 
-size_t layer_usable_size(const pa_layer *layer, const void *p) {
+size_t _pa_layer_usable_size(const pa_layer *layer, const void *p) {
   while (layer->usable_size == NULL) layer = layer->below;
   return layer->usable_size(layer->api.ctx, p);
 }
 
-void domains_push(pa_layer layers[3], const pa_layer *functions) {
+void _pa_domains_push(pa_layer layers[3], const pa_layer *functions) {
   pthread_mutex_lock(&domains.lock);
   for (int d = 0; d < 3; d++) {
     layers[d] = *functions;
@@ -200,7 +200,7 @@ void domains_push(pa_layer layers[3], const pa_layer *functions) {
   pthread_mutex_unlock(&domains.lock);
 }
 
-void domains_remove(const pa_layer layers[3]) {
+void _pa_domains_remove(const pa_layer layers[3]) {
   pthread_mutex_lock(&domains.lock);
   bool on_top = true;
   for (int d = 0; d < 3; d++) on_top &= current_layer(d) == &layers[d];
@@ -212,14 +212,14 @@ void domains_remove(const pa_layer layers[3]) {
   pthread_mutex_unlock(&domains.lock);
 }
 
-bool allocations_served(void) {
+bool _pa_allocations_served(void) {
   struct pa_stats counters = {0};
-  arenas_counters(&counters);
-  raw_counters(&counters);
+  _pa_arenas_counters(&counters);
+  _pa_raw_counters(&counters);
   return counters.arenas_allocated_total > 0 || counters.raw_allocations > 0;
 }
 
-bool domains_contain(const pa_layer *layer, pa_domain domain) {
+bool _pa_domains_contain(const pa_layer *layer, pa_domain domain) {
   for (const pa_layer *at = current_layer(domain); at; at = at->below)
     if (at == layer) return true;
   return false;
@@ -230,7 +230,7 @@ int pa_get_allocator(pa_domain domain, pa_allocator *out) {
     errno = EINVAL;
     return -1;
   }
-  *out = domain_layer(domain)->api;
+  *out = _pa_domain_layer(domain)->api;
   return 0;
 }
 
@@ -243,13 +243,13 @@ int pa_set_allocator(pa_domain domain, const pa_allocator *allocator) {
     errno = EINVAL;
     return -1;
   }
-  domain_layer(domain); /* reads the options first */
+  _pa_domain_layer(domain); /* reads the options first */
   pthread_mutex_lock(&domains.lock);
   const pa_layer *top = current_layer(domain);
   const pa_layer *found = top;
   while (found && memcmp(&found->api, allocator, sizeof *allocator) != 0) found = found->below;
   if (found == NULL) {
-    pa_layer *fresh = meta_alloc(sizeof *fresh);
+    pa_layer *fresh = _pa_meta_alloc(sizeof *fresh);
     if (fresh == NULL) {
       pthread_mutex_unlock(&domains.lock);
       errno = ENOMEM;

@@ -72,11 +72,11 @@ static inline struct freelist_bin *bin_find(const pa_heap *heap, unsigned bin) {
 
 /* The calling thread's bin, made if need be; NULL if out of memory. */
 static struct freelist_bin *bin_get(unsigned bin) {
-  pa_heap *heap = heap_current();
+  pa_heap *heap = _pa_heap_current();
   if (heap == NULL) return NULL;
   struct freelist_bin *found = bin_find(heap, bin);
   if (found) return found;
-  struct freelist_bin *chunk = meta_alloc(PA_FREELIST_BINS_PER_CHUNK * sizeof *chunk);
+  struct freelist_bin *chunk = _pa_meta_alloc(PA_FREELIST_BINS_PER_CHUNK * sizeof *chunk);
   if (chunk == NULL) return NULL;
   atomic_store_explicit(&heap->freelist_bins[bin / PA_FREELIST_BINS_PER_CHUNK], chunk,
                         memory_order_release);
@@ -101,7 +101,7 @@ __attribute__((noinline)) PA_ENTRY static void *freelist_alloc_slow(pa_freelist 
 /* A miss on a known bin goes straight to the domain (a tail call). */
 PA_ENTRY void *pa_freelist_alloc(pa_freelist *list, unsigned index) {
   if (__builtin_expect(index < list->sizes, 1)) {
-    struct freelist_bin *bin = bin_find(pa_thread_heap, list->first_bin + index);
+    struct freelist_bin *bin = bin_find(_pa_thread_heap, list->first_bin + index);
     if (__builtin_expect(bin != NULL, 1)) {
       pa_block *obj = bin->head;
       if (__builtin_expect(obj != NULL, 1)) {
@@ -120,11 +120,11 @@ PA_ENTRY void *pa_freelist_alloc(pa_freelist *list, unsigned index) {
 
 static void freelist_bad_free(const pa_freelist *list, unsigned index, void *obj) {
   if (list->sizes == 0)
-    pa_message("poolalloc: pa_freelist_free(%p): the list was destroyed", obj);
+    _pa_message("poolalloc: pa_freelist_free(%p): the list was destroyed", obj);
   else
-    pa_message("poolalloc: pa_freelist_free(%p): index %u out of range for free list \"%s\" "
+    _pa_message("poolalloc: pa_freelist_free(%p): index %u out of range for free list \"%s\" "
                "(0..%u)", obj, index, list->name, list->sizes - 1);
-  debug_misuse_end();
+  _pa_debug_misuse_end();
 }
 
 static void bin_push(struct freelist_bin *bin, void *obj, size_t size) {
@@ -154,7 +154,7 @@ __attribute__((noinline)) PA_ENTRY static void freelist_free_slow(pa_freelist *l
 PA_ENTRY void pa_freelist_free(pa_freelist *list, unsigned index, void *obj) {
   if (obj == NULL) return;
   if (__builtin_expect(index < list->sizes, 1)) {
-    struct freelist_bin *bin = bin_find(pa_thread_heap, list->first_bin + index);
+    struct freelist_bin *bin = bin_find(_pa_thread_heap, list->first_bin + index);
     if (__builtin_expect(bin != NULL, 1)) {
       if (__builtin_expect(bin->count < list->keep, 1)) {
         bin_push(bin, obj, object_size(list, index));
@@ -211,20 +211,20 @@ static size_t detached_free(struct detached *objects) {
   return objects->count;
 }
 
-void freelists_flush(pa_heap *heap) {
+void _pa_freelists_flush(pa_heap *heap) {
   struct detached objects = {0};
-  heaps_lock();
+  _pa_heaps_lock();
   heap_detach(heap, 0, PA_FREELIST_MAX_SIZES, &objects);
-  heaps_unlock();
+  _pa_heaps_unlock();
   detached_free(&objects);
 }
 
 size_t pa_freelist_clear(pa_freelist *list) {
-  pa_heap *heap = pa_thread_heap;
+  pa_heap *heap = _pa_thread_heap;
   struct detached objects = {0};
-  heaps_lock();
+  _pa_heaps_lock();
   heap_detach(heap, list->first_bin, list->sizes, &objects);
-  heaps_unlock();
+  _pa_heaps_unlock();
   return detached_free(&objects);
 }
 
@@ -265,7 +265,7 @@ pa_freelist *pa_freelist_create(const struct pa_freelist_config *config) {
     errno = EINVAL;
     return NULL;
   }
-  domain_layer(config->domain); /* the options first: they may turn the debug hooks on */
+  _pa_domain_layer(config->domain); /* the options first: they may turn the debug hooks on */
   pthread_mutex_lock(&registry.lock);
   int first = bins_find_run(config->sizes);
   if (first < 0) {
@@ -278,7 +278,7 @@ pa_freelist *pa_freelist_create(const struct pa_freelist_config *config) {
                         .step = config->step,
                         .sizes = config->sizes,
                         .max_kept = config->max_kept,
-                        .keep = debug_hooks_on() ? 0 : config->max_kept,
+                        .keep = _pa_debug_hooks_on() ? 0 : config->max_kept,
                         .first_bin = (unsigned)first,
                         .domain = config->domain};
   snprintf(list->name, sizeof list->name, "%s", config->name ? config->name : "freelist");
@@ -303,15 +303,15 @@ static bool list_live(const pa_freelist *list) {
 /* Every thread heap's bins of the list are zeroed, so the bins can serve a
  * later list from a clean start (counters included). */
 static void heaps_retire_bins(unsigned first, unsigned count, struct detached *out) {
-  heaps_lock();
-  for (pa_heap *heap = heaps_first(); heap; heap = heap->next_all) {
+  _pa_heaps_lock();
+  for (pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all) {
     heap_detach(heap, first, count, out);
     for (unsigned b = first; b < first + count; b++) {
       struct freelist_bin *bin = bin_find(heap, b);
       if (bin) *bin = (struct freelist_bin){0};
     }
   }
-  heaps_unlock();
+  _pa_heaps_unlock();
 }
 
 void pa_freelist_destroy(pa_freelist *list) {
@@ -327,7 +327,7 @@ void pa_freelist_destroy(pa_freelist *list) {
   }
   pthread_mutex_unlock(&registry.lock);
   if (!live) {
-    pa_message("poolalloc: pa_freelist_destroy(%p): not a live free list", (void *)list);
+    _pa_message("poolalloc: pa_freelist_destroy(%p): not a live free list", (void *)list);
     return;
   }
   detached_free(&objects);
@@ -339,7 +339,7 @@ static pa_freelist *list_starting_at(unsigned b) {
   return bin_taken(b) && list->first_bin == b && list->sizes ? list : NULL;
 }
 
-void freelists_debug_installed(void) {
+void _pa_freelists_debug_installed(void) {
   pthread_mutex_lock(&registry.lock);
   for (unsigned b = 0; b < PA_FREELIST_MAX_SIZES; b++) {
     pa_freelist *list = list_starting_at(b);
@@ -359,7 +359,7 @@ RACY_READS static void bin_add(struct pa_freelist_stats *out, const struct freel
   out->bytes_kept += bin->count * size;
 }
 
-RACY_READS void freelists_count_heap(struct pa_stats *s, const pa_heap *heap) {
+RACY_READS void _pa_freelists_count_heap(struct pa_stats *s, const pa_heap *heap) {
   for (unsigned chunk = 0; chunk < PA_FREELIST_CHUNKS; chunk++) {
     const struct freelist_bin *bins =
         atomic_load_explicit(&heap->freelist_bins[chunk], memory_order_acquire);
@@ -375,7 +375,7 @@ RACY_READS void freelists_count_heap(struct pa_stats *s, const pa_heap *heap) {
   }
 }
 
-size_t freelists_live(void) {
+size_t _pa_freelists_live(void) {
   pthread_mutex_lock(&registry.lock);
   size_t live = registry.live;
   pthread_mutex_unlock(&registry.lock);
@@ -391,13 +391,13 @@ static void list_stats(const pa_freelist *list, unsigned first, unsigned count,
                                     .step = list->step,
                                     .sizes = list->sizes,
                                     .max_kept = list->max_kept};
-  heaps_lock();
-  for (const pa_heap *heap = heaps_first(); heap; heap = heap->next_all)
+  _pa_heaps_lock();
+  for (const pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all)
     for (unsigned b = first; b < first + count; b++) {
       const struct freelist_bin *bin = bin_find(heap, b);
       if (bin) bin_add(out, bin, registry.owners[b].size);
     }
-  heaps_unlock();
+  _pa_heaps_unlock();
 }
 
 int pa_freelist_stats(const pa_freelist *list, int index, struct pa_freelist_stats *out) {
@@ -412,7 +412,7 @@ int pa_freelist_stats(const pa_freelist *list, int index, struct pa_freelist_sta
   return valid ? 0 : -1;
 }
 
-size_t freelists_gather(struct pa_freelist_stats *out, size_t max) {
+size_t _pa_freelists_gather(struct pa_freelist_stats *out, size_t max) {
   size_t filled = 0;
   pthread_mutex_lock(&registry.lock);
   for (unsigned b = 0; b < PA_FREELIST_MAX_SIZES && filled < max; b++) {

@@ -192,8 +192,8 @@ static void list_merge(gc_head *from, gc_head *to) {
 /* ---- Reports ------------------------------------------------------------- */
 
 static void report(const char *what, const void *obj, const char *detail) {
-  pa_message("poolalloc: gc: %s(%p): %s", what, obj, detail);
-  debug_misuse_end();
+  _pa_message("poolalloc: gc: %s(%p): %s", what, obj, detail);
+  _pa_debug_misuse_end();
 }
 
 /* ---- Freeing --------------------------------------------------------------- */
@@ -286,7 +286,7 @@ static bool head_readable(pa_gc_runtime *rt, const gc_head *head) {
     rt->readable_arena = (uintptr_t)head >> PA_ARENA_BITS;
     return true;
   }
-  return os_is_mapped(head, sizeof *head);
+  return _pa_os_is_mapped(head, sizeof *head);
 }
 
 /* The runtime, generation and flags of a header as one word: a live

@@ -38,15 +38,15 @@ struct pa_handles {
 _Static_assert(sizeof(struct pa_handles) <= 4096, "a table fits a page");
 
 pa_handles *pa_handles_create(void) {
-  domain_layer(PA_DOMAIN_OBJ); /* the options first: POOLALLOC_DEBUG decides misuse's end */
-  pa_handles *table = os_map(sizeof *table);
+  _pa_domain_layer(PA_DOMAIN_OBJ); /* the options first: POOLALLOC_DEBUG decides misuse's end */
+  pa_handles *table = _pa_os_map(sizeof *table);
   if (table == NULL) {
     errno = ENOMEM;
     return NULL;
   }
-  table->heap = heap_table_make();
+  table->heap = _pa_heap_table_make();
   if (table->heap == NULL) {
-    os_unmap(table, sizeof *table);
+    _pa_os_unmap(table, sizeof *table);
     errno = ENOMEM;
     return NULL;
   }
@@ -61,11 +61,11 @@ static bool slots_grow(pa_handles *table) {
   if (count > SLOTS_MAX) count = SLOTS_MAX;
   if (count == old) return false;
   size_t bytes = count * sizeof(struct pa_handle_slot);
-  struct pa_handle_slot *slots = os_map(bytes);
+  struct pa_handle_slot *slots = _pa_os_map(bytes);
   if (slots == NULL) return false;
   if (old) memcpy(slots, table->header.slots, old * sizeof *slots);
   for (size_t i = old; i < count; i++) slots[i].word = i + 1 < count ? (unsigned)(i + 2) : 0;
-  if (table->header.slots) os_unmap(table->header.slots, table->mapped);
+  if (table->header.slots) _pa_os_unmap(table->header.slots, table->mapped);
   table->header.slots = slots;
   table->header.nslots = (unsigned)count;
   table->mapped = bytes;
@@ -79,7 +79,7 @@ static void *object_alloc(pa_handles *table, size_t size) {
   if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_obj_malloc(size);
   size = size ? (size + 15) & ~(size_t)15 : 16;
   void *obj = pa_heap_take_small(table->heap, size, PA_DOMAIN_OBJ);
-  return obj ? obj : heap_malloc_slow(table->heap, size, PA_DOMAIN_OBJ);
+  return obj ? obj : _pa_heap_malloc_slow(table->heap, size, PA_DOMAIN_OBJ);
 }
 
 /* A pool object goes back into the table's own pool, whichever thread uses
@@ -113,8 +113,8 @@ PA_ENTRY pa_handle pa_handle_alloc(pa_handles *table, size_t size) {
 
 static void handle_report(const pa_handles *table, pa_handle handle, const char *call,
                           const char *fault) {
-  pa_message("poolalloc: %s(%p, 0x%llx): %s", call, (const void *)table, handle, fault);
-  debug_misuse_end();
+  _pa_message("poolalloc: %s(%p, 0x%llx): %s", call, (const void *)table, handle, fault);
+  _pa_debug_misuse_end();
 }
 
 /* The live slot the handle names, or NULL after a report. */
@@ -195,9 +195,9 @@ void pa_handles_destroy(pa_handles *table) {
     struct pa_handle_slot *slot = &table->header.slots[i];
     if (slot->object) object_free(table, slot->object);
   }
-  heap_table_retire(table->heap);
-  if (table->header.slots) os_unmap(table->header.slots, table->mapped);
-  os_unmap(table, sizeof *table);
+  _pa_heap_table_retire(table->heap);
+  if (table->header.slots) _pa_os_unmap(table->header.slots, table->mapped);
+  _pa_os_unmap(table, sizeof *table);
 }
 
 /* ---- Compaction ------------------------------------------------------------- */
@@ -224,14 +224,14 @@ static bool pool_set_init(struct pool_set *set, size_t room) {
   set->buckets = 16;
   while (set->buckets < 2 * room) set->buckets *= 2;
   set->count = 0;
-  set->info = os_map(room * sizeof *set->info);
-  set->index = os_map(set->buckets * sizeof *set->index);
+  set->info = _pa_os_map(room * sizeof *set->info);
+  set->index = _pa_os_map(set->buckets * sizeof *set->index);
   return set->info && set->index;
 }
 
 static void pool_set_release(struct pool_set *set) {
-  if (set->info) os_unmap(set->info, set->room * sizeof *set->info);
-  if (set->index) os_unmap(set->index, set->buckets * sizeof *set->index);
+  if (set->info) _pa_os_unmap(set->info, set->room * sizeof *set->info);
+  if (set->index) _pa_os_unmap(set->index, set->buckets * sizeof *set->index);
 }
 
 static size_t pool_bucket(const struct pool_set *set, const pa_pool *pool) {
@@ -273,12 +273,12 @@ static int pool_order(const void *a, const void *b) {
 
 /* How busy each pool's arena is, read under the arena lock. */
 static void pools_rank_arenas(struct pool_set *set) {
-  arenas_lock();
+  _pa_arenas_lock();
   for (size_t i = 0; i < set->count; i++) {
     const pa_arena *arena = pa_arena_of(set->info[i].pool);
     set->info[i].arena_pools = arena->ntotalpools - arena->nfreepools;
   }
-  arenas_unlock();
+  _pa_arenas_unlock();
 }
 
 /* Marks the pools of one class (info[0..n-1], in pool_order) to empty: the
@@ -324,7 +324,7 @@ static void *target_block(pa_heap *heap, struct pool_set *set, size_t *cursor) {
     pa_pool *pool = set->info[*cursor].pool;
     void *block = pool->state == PA_POOL_FULL ? NULL : pa_pool_take_block(pool);
     if (block == NULL) continue;
-    if (pool->free == NULL && pool->nextoffset > pool->maxnextoffset) pool_mark_full(heap, pool);
+    if (pool->free == NULL && pool->nextoffset > pool->maxnextoffset) _pa_pool_mark_full(heap, pool);
     return block;
   }
   return NULL;
@@ -332,16 +332,16 @@ static void *target_block(pa_heap *heap, struct pool_set *set, size_t *cursor) {
 
 static size_t arenas_released_now(void) {
   struct pa_stats s;
-  arenas_lock();
-  arenas_counters(&s);
-  arenas_unlock();
+  _pa_arenas_lock();
+  _pa_arenas_counters(&s);
+  _pa_arenas_unlock();
   return s.arenas_released;
 }
 
 size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
   struct pa_compact_stats stats = {.handles = table->live, .objects_pinned = table->pinned};
   size_t released_before = arenas_released_now();
-  heap_collect(table->heap); /* frees other threads sent, and empty pools, first */
+  _pa_heap_collect(table->heap); /* frees other threads sent, and empty pools, first */
   struct pool_set set;
   if (pools_gather(table, &set)) {
     stats.pools_before = set.count;
@@ -368,8 +368,8 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
     errno = ENOMEM; /* nothing moved */
   }
   pool_set_release(&set);
-  heap_collect(table->heap);
-  arenas_release_empty();
+  _pa_heap_collect(table->heap);
+  _pa_arenas_release_empty();
   stats.arenas_released = arenas_released_now() - released_before;
   if (out) *out = stats;
   return stats.pools_released * PA_POOL_SIZE;

@@ -26,8 +26,8 @@
 
 #include "internal.h"
 
-pa_heap pa_empty_heap = {.used = {[0 ... PA_NUM_CLASSES - 1] = &pa_empty_pool}};
-_Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-exec"))) = &pa_empty_heap;
+pa_heap _pa_empty_heap = {.used = {[0 ... PA_NUM_CLASSES - 1] = &_pa_empty_pool}};
+_Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec"))) = &_pa_empty_heap;
 
 static struct {
   pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
@@ -67,14 +67,14 @@ static void heap_free_abandoned(pa_heap *heap, void *p) {
   pa_block_set_next(block, pool->free);
   pool->free = block;
   pool->count = 0;
-  pool_release_empty(heap, pool);
+  _pa_pool_release_empty(heap, pool);
 }
 
-/* Frees counted by threads past their exit destructor (heap_for_counting). */
+/* Frees counted by threads past their exit destructor (_pa_heap_for_counting). */
 static _Atomic size_t late_frees[3];
 
-void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) {
-  if (self == &pa_empty_heap) self = heap_for_counting();
+void _pa_heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) {
+  if (self == &_pa_empty_heap) self = _pa_heap_for_counting();
   if (self)
     self->counts.frees[domain]++;
   else
@@ -95,21 +95,21 @@ void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) 
 }
 
 /* Drains the remote stack and gives every empty pool back to the arenas. */
-void heap_collect(pa_heap *heap) {
+void _pa_heap_collect(pa_heap *heap) {
   heap_drain_remote(heap);
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) {
     pa_pool *pool = heap->used[cls];
-    while (pool != &pa_empty_pool && pool != NULL) {
+    while (pool != &_pa_empty_pool && pool != NULL) {
       pa_pool *next = pool->next;
-      if (pool->count == 0) pool_release_empty(heap, pool);
+      if (pool->count == 0) _pa_pool_release_empty(heap, pool);
       pool = next;
     }
   }
 }
 
-void heaps_collect_abandoned(void) {
+void _pa_heaps_collect_abandoned(void) {
   pthread_mutex_lock(&heaps.lock);
-  for (pa_heap *heap = heaps.abandoned; heap; heap = heap->next_abandoned) heap_collect(heap);
+  for (pa_heap *heap = heaps.abandoned; heap; heap = heap->next_abandoned) _pa_heap_collect(heap);
   pthread_mutex_unlock(&heaps.lock);
 }
 
@@ -126,12 +126,12 @@ static _Thread_local bool thread_exited __attribute__((tls_model("initial-exec")
 static void heap_thread_exit(void *arg) {
   pa_heap *heap = arg;
   thread_exited = true;
-  freelists_flush(heap); /* while its frees are still the owner's */
-  pa_thread_heap = &pa_empty_heap;
-  heap_collect(heap);
+  _pa_freelists_flush(heap); /* while its frees are still the owner's */
+  _pa_thread_heap = &_pa_empty_heap;
+  _pa_heap_collect(heap);
   pthread_mutex_lock(&heaps.lock);
   heap_abandon_locked(heap);
-  heap_collect(heap); /* blocks other threads freed since the first collect */
+  _pa_heap_collect(heap); /* blocks other threads freed since the first collect */
   pthread_mutex_unlock(&heaps.lock);
 }
 
@@ -139,28 +139,28 @@ static void heap_thread_exit(void *arg) {
  * see their threads again, so they are abandoned for adoption.  Handle
  * tables' heaps belong to no thread and stay as they are. */
 static void heaps_fork_prepare(void) {
-  trace_lock();
-  domains_lock();
+  _pa_trace_lock();
+  _pa_domains_lock();
   pthread_mutex_lock(&heaps.lock);
-  arenas_lock();
-  meta_lock();
+  _pa_arenas_lock();
+  _pa_meta_lock();
 }
 
 static void heaps_fork_parent(void) {
-  meta_unlock();
-  arenas_unlock();
+  _pa_meta_unlock();
+  _pa_arenas_unlock();
   pthread_mutex_unlock(&heaps.lock);
-  domains_unlock();
-  trace_unlock();
+  _pa_domains_unlock();
+  _pa_trace_unlock();
 }
 
 static void heaps_fork_child(void) {
-  meta_unlock();
-  arenas_unlock();
-  domains_unlock();
-  trace_unlock();
+  _pa_meta_unlock();
+  _pa_arenas_unlock();
+  _pa_domains_unlock();
+  _pa_trace_unlock();
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
-    if (heap != pa_thread_heap && !heap->table &&
+    if (heap != _pa_thread_heap && !heap->table &&
         !atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
       heap_abandon_locked(heap);
   pthread_mutex_unlock(&heaps.lock);
@@ -188,9 +188,9 @@ static pa_heap *heap_take(pa_heap **stack) {
   }
   pthread_mutex_unlock(&heaps.lock);
   if (heap) return heap;
-  heap = meta_alloc(sizeof(pa_heap));
+  heap = _pa_meta_alloc(sizeof(pa_heap));
   if (heap == NULL) return NULL;
-  for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &pa_empty_pool;
+  for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) heap->used[cls] = &_pa_empty_pool;
   pthread_mutex_lock(&heaps.lock);
   heap->id = ++heaps.count;
   heap->next_all = heaps.all;
@@ -199,14 +199,14 @@ static pa_heap *heap_take(pa_heap **stack) {
   return heap;
 }
 
-pa_heap *heap_table_make(void) {
+pa_heap *_pa_heap_table_make(void) {
   pa_heap *heap = heap_take(&heaps.retired_tables);
   if (heap) heap->table = true;
   return heap;
 }
 
-void heap_table_retire(pa_heap *heap) {
-  heap_collect(heap);
+void _pa_heap_table_retire(pa_heap *heap) {
+  _pa_heap_collect(heap);
   pthread_mutex_lock(&heaps.lock);
   heap->next_abandoned = heaps.retired_tables;
   heaps.retired_tables = heap;
@@ -217,26 +217,26 @@ static pa_heap *heap_acquire(void) {
   pthread_once(&heaps.once, heaps_init_once);
   pa_heap *heap = heap_take(&heaps.abandoned);
   if (heap == NULL) return NULL;
-  heap->thread = os_thread_id();
-  pa_thread_heap = heap; /* before anything below may call malloc */
+  heap->thread = _pa_os_thread_id();
+  _pa_thread_heap = heap; /* before anything below may call malloc */
   pthread_setspecific(heaps.exit_key, heap);
   heaps_register_fork_handlers();
   return heap;
 }
 
-pa_heap *heap_current(void) {
-  pa_heap *heap = pa_thread_heap;
-  return heap != &pa_empty_heap ? heap : heap_acquire();
+pa_heap *_pa_heap_current(void) {
+  pa_heap *heap = _pa_thread_heap;
+  return heap != &_pa_empty_heap ? heap : heap_acquire();
 }
 
-pa_heap *heap_for_counting(void) { return thread_exited ? NULL : heap_current(); }
+pa_heap *_pa_heap_for_counting(void) { return thread_exited ? NULL : _pa_heap_current(); }
 
 /* Everything the inline fast path does not for sizes 0..512: first use by a
  * thread, frees from other threads, exhausted pools, and taking a new pool
  * from the arenas. */
-void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
+void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   if (size == 0) size = 1;
-  if (heap == &pa_empty_heap) {
+  if (heap == &_pa_empty_heap) {
     heap = heap_acquire();
     if (heap == NULL) {
       errno = ENOMEM;
@@ -244,35 +244,35 @@ void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
     }
   }
   if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
-  arenas_decay_due();
+  _pa_arenas_decay_due();
   unsigned cls = pa_domain_class(domain, size);
-  for (pa_pool *pool = heap->used[cls]; pool != &pa_empty_pool; pool = heap->used[cls]) {
+  for (pa_pool *pool = heap->used[cls]; pool != &_pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
     if (block) {
       heap->counts.allocations[domain]++;
       return block;
     }
-    pool_mark_full(heap, pool);
+    _pa_pool_mark_full(heap, pool);
   }
-  pa_pool *pool = arena_take_pool();
+  pa_pool *pool = _pa_arena_take_pool();
   if (pool == NULL) return NULL;
-  pool_init(pool, heap, cls);
-  pool_link_front(heap, pool);
+  _pa_pool_init(pool, heap, cls);
+  _pa_pool_link_front(heap, pool);
   heap->counts.allocations[domain]++;
   return pa_pool_take_block(pool);
 }
 
-void heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }
-void heaps_unlock(void) { pthread_mutex_unlock(&heaps.lock); }
-pa_heap *heaps_first(void) { return heaps.all; }
+void _pa_heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }
+void _pa_heaps_unlock(void) { pthread_mutex_unlock(&heaps.lock); }
+pa_heap *_pa_heaps_first(void) { return heaps.all; }
 
-size_t heaps_count(void) {
+size_t _pa_heaps_count(void) {
   pthread_mutex_lock(&heaps.lock);
   size_t count = heaps.count;
   pthread_mutex_unlock(&heaps.lock);
   return count;
 }
 
-size_t heaps_late_frees(pa_domain domain) {
+size_t _pa_heaps_late_frees(pa_domain domain) {
   return atomic_load_explicit(&late_frees[domain], memory_order_relaxed);
 }

@@ -44,7 +44,9 @@
 #include "track.h"
 
 /* Nothing declared here leaves the shared library; it also lets the compiler
- * reach these globals without going through the GOT. */
+ * reach these globals without going through the GOT.  In the static library
+ * they are global, so every one carries the reserved prefix _pa_, which no
+ * program's own names take (tests/check_symbols.sh checks every library). */
 #pragma GCC visibility push(hidden)
 
 /* ---- Build-time geometry ------------------------------------------------ */
@@ -184,17 +186,17 @@ static inline pa_pool *pa_pool_of(const void *p) {
  * safe-linking and mimalloc's encoded free lists), so a link overwritten
  * through a dangling pointer decodes to garbage that the checks catch. */
 #if PA_SECURE
-extern struct pa_secrets {
+extern struct _pa_secrets {
   uintptr_t link_keys[2];
   uint64_t canary;
-} pa_secrets;
+} _pa_secrets;
 #endif
 
 static inline pa_block *pa_link_encode(const void *where, const pa_block *next) {
 #if PA_SECURE
-  uintptr_t x = ((uintptr_t)next ^ pa_secrets.link_keys[1]) + ((uintptr_t)where >> 4);
-  unsigned shift = (unsigned)(pa_secrets.link_keys[0] & 63);
-  return (pa_block *)(((x << shift) | (x >> ((64 - shift) & 63))) + pa_secrets.link_keys[0]);
+  uintptr_t x = ((uintptr_t)next ^ _pa_secrets.link_keys[1]) + ((uintptr_t)where >> 4);
+  unsigned shift = (unsigned)(_pa_secrets.link_keys[0] & 63);
+  return (pa_block *)(((x << shift) | (x >> ((64 - shift) & 63))) + _pa_secrets.link_keys[0]);
 #else
   (void)where;
   return (pa_block *)next;
@@ -203,10 +205,10 @@ static inline pa_block *pa_link_encode(const void *where, const pa_block *next) 
 
 static inline pa_block *pa_link_decode(const void *where, const pa_block *stored) {
 #if PA_SECURE
-  uintptr_t x = (uintptr_t)stored - pa_secrets.link_keys[0];
-  unsigned shift = (unsigned)(pa_secrets.link_keys[0] & 63);
+  uintptr_t x = (uintptr_t)stored - _pa_secrets.link_keys[0];
+  unsigned shift = (unsigned)(_pa_secrets.link_keys[0] & 63);
   x = (x >> shift) | (x << ((64 - shift) & 63));
-  return (pa_block *)((x - ((uintptr_t)where >> 4)) ^ pa_secrets.link_keys[1]);
+  return (pa_block *)((x - ((uintptr_t)where >> 4)) ^ _pa_secrets.link_keys[1]);
 #else
   (void)where;
   return (pa_block *)stored;
@@ -280,7 +282,7 @@ static inline void pa_secure_mark_taken(pa_pool *pool, pa_block *block) {
  * are checked, and p is marked free: a second free of it fails here. */
 static inline void pa_secure_free(pa_pool *pool, const void *p) {
 #if PA_SECURE
-  if (__builtin_expect(pool->canary != (pa_secrets.canary ^ (uintptr_t)pool) ||
+  if (__builtin_expect(pool->canary != (_pa_secrets.canary ^ (uintptr_t)pool) ||
                            pool->size_class >= PA_NUM_CLASSES ||
                            pool->block_size != ((unsigned)pool->size_class + 1) << PA_ALIGNMENT_SHIFT,
                        0))
@@ -319,13 +321,13 @@ static inline void *pa_pool_take_block(pa_pool *pool) {
   return NULL;
 }
 
-void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class);
-void pool_link_front(pa_heap *heap, pa_pool *pool);
-void pool_unlink(pa_heap *heap, pa_pool *pool);
-void pool_mark_full(pa_heap *heap, pa_pool *pool);
-void pool_after_free(pa_heap *heap, pa_pool *pool);
-void pool_release_empty(pa_heap *heap, pa_pool *pool);
-extern pa_pool pa_empty_pool;
+void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class);
+void _pa_pool_link_front(pa_heap *heap, pa_pool *pool);
+void _pa_pool_unlink(pa_heap *heap, pa_pool *pool);
+void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
+void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
+void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
+extern pa_pool _pa_empty_pool;
 
 /* The owner's free; transitions are out of line.  A pool going empty that is
  * the only one in its class list (no neighbours) stays, so that case is
@@ -335,9 +337,9 @@ static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
   pa_block_set_next(block, pool->free);
   pool->free = block;
   if (__builtin_expect(--pool->count == 0, 0)) {
-    if (pool->next != NULL || pool->prev != NULL) pool_after_free(heap, pool);
+    if (pool->next != NULL || pool->prev != NULL) _pa_pool_after_free(heap, pool);
   } else if (__builtin_expect(pool->state == PA_POOL_FULL, 0)) {
-    pool_after_free(heap, pool);
+    _pa_pool_after_free(heap, pool);
   }
 }
 /* A free into a pool of a heap the caller stands for (a handle table's):
@@ -379,7 +381,7 @@ struct pa_heap_counts {
 };
 
 struct pa_heap {
-  pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &pa_empty_pool */
+  pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &_pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
   struct pa_heap_counts counts;
   /* free-list bins by global bin number, in chunks made on first use and
@@ -399,37 +401,37 @@ struct pa_heap {
   int thread;     /* kernel id of the thread using it; 0 while abandoned */
 };
 
-/* The calling thread's heap; &pa_empty_heap until its first slow path, so the
+/* The calling thread's heap; &_pa_empty_heap until its first slow path, so the
  * fast path needs no "initialised?" test (mimalloc's trick). */
-extern _Thread_local pa_heap *pa_thread_heap __attribute__((tls_model("initial-exec")));
-extern pa_heap pa_empty_heap;
+extern _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec")));
+extern pa_heap _pa_empty_heap;
 
-void *heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
+void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
-pa_heap *heap_current(void);
+pa_heap *_pa_heap_current(void);
 /* The same for a thread that only counts its traffic, except past the
  * thread's exit destructor (a heap made then would never be given up):
  * NULL there, and the caller counts in its shared late counters. */
-pa_heap *heap_for_counting(void);
+pa_heap *_pa_heap_for_counting(void);
 static inline pa_heap *pa_counting_heap(void) {
-  pa_heap *heap = pa_thread_heap;
-  return __builtin_expect(heap != &pa_empty_heap, 1) ? heap : heap_for_counting();
+  pa_heap *heap = _pa_thread_heap;
+  return __builtin_expect(heap != &_pa_empty_heap, 1) ? heap : _pa_heap_for_counting();
 }
 /* A heap for a handle table (a retired table's, or a new one), and its
  * retirement: its empty pools go back, the record waits for the next table. */
-pa_heap *heap_table_make(void);
-void heap_table_retire(pa_heap *heap);
-void heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
-void heap_collect(pa_heap *heap);
-void heaps_collect_abandoned(void);
+pa_heap *_pa_heap_table_make(void);
+void _pa_heap_table_retire(pa_heap *heap);
+void _pa_heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
+void _pa_heap_collect(pa_heap *heap);
+void _pa_heaps_collect_abandoned(void);
 /* The list of every heap, newest first, for statistics: heaps are never
  * freed, so ids run 1..n without gaps. */
-void heaps_lock(void);
-void heaps_unlock(void);
-pa_heap *heaps_first(void);
-size_t heaps_count(void);
-size_t heaps_late_frees(pa_domain domain);
+void _pa_heaps_lock(void);
+void _pa_heaps_unlock(void);
+pa_heap *_pa_heaps_first(void);
+size_t _pa_heaps_count(void);
+size_t _pa_heaps_late_frees(pa_domain domain);
 
 /* ---- Arenas -------------------------------------------------------------- */
 
@@ -449,35 +451,35 @@ typedef struct pa_arena {
   uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
 } pa_arena;
 
-pa_pool *arena_take_pool(void);
-void arena_return_pool(pa_pool *pool);
+pa_pool *_pa_arena_take_pool(void);
+void _pa_arena_return_pool(pa_pool *pool);
 /* Releases every wholly free arena now, the spare and the decaying ones. */
-void arenas_release_empty(void);
+void _pa_arenas_release_empty(void);
 /* Releases the wholly free arenas past the decay delay, as a pool taken or
  * returned would: for a thread that wakes while the program is idle. */
-void arenas_decay_idle(void);
+void _pa_arenas_decay_idle(void);
 /* The same, taking the lock only when an arena's delay has run out: for
  * the slow allocation path, so a program that goes on allocating from warm
  * pools gives the memory back too. */
-void arenas_decay_due(void);
+void _pa_arenas_decay_due(void);
 /* Wholly free arenas held: the spare and those waiting out the decay. */
-size_t arenas_empty_count(void);
-void arenas_lock(void);
-void arenas_unlock(void);
-pa_arena *arenas_first(void);
-void arenas_counters(struct pa_stats *out);
-bool arenas_check_order(void);
-pa_arena *arenas_usable_head(void);
+size_t _pa_arenas_empty_count(void);
+void _pa_arenas_lock(void);
+void _pa_arenas_unlock(void);
+pa_arena *_pa_arenas_first(void);
+void _pa_arenas_counters(struct pa_stats *out);
+bool _pa_arenas_check_order(void);
+pa_arena *_pa_arenas_usable_head(void);
 
 /* ---- Raw layer (large requests, foreign pointers) ------------------------ */
 
-void *raw_malloc(size_t size);
-void *raw_calloc(size_t count, size_t size);
-void *raw_realloc(void *p, size_t size);
-void *raw_aligned(size_t alignment, size_t size);
-void raw_free(void *p);
-size_t raw_usable_size(const void *p);
-void raw_counters(struct pa_stats *out);
+void *_pa_raw_malloc(size_t size);
+void *_pa_raw_calloc(size_t count, size_t size);
+void *_pa_raw_realloc(void *p, size_t size);
+void *_pa_raw_aligned(size_t alignment, size_t size);
+void _pa_raw_free(void *p);
+size_t _pa_raw_usable_size(const void *p);
+void _pa_raw_counters(struct pa_stats *out);
 
 /* ---- Address -> arena ---------------------------------------------------- */
 
@@ -489,17 +491,17 @@ void raw_counters(struct pa_stats *out);
 #define PA_RADIX_LEAF_LEN ((size_t)1 << PA_RADIX_LEAF_BITS)
 
 typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
-extern _Atomic(pa_radix_leaf *) pa_radix_root[PA_RADIX_ROOT_LEN];
+extern _Atomic(pa_radix_leaf *) _pa_radix_root[PA_RADIX_ROOT_LEN];
 
 /* The arena holding p, or NULL; exact, and never reads the memory at p:
  * foreign pointers, NULL and addresses beyond 48 bits all answer NULL.
  * root_limit is PA_RADIX_ROOT_LEN, or 0 to answer NULL for everything (see
- * pa_fast below). */
+ * _pa_fast below). */
 static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
   uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
   uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
   if (__builtin_expect(root_index >= root_limit, 0)) return NULL;
-  pa_radix_leaf *leaf = atomic_load_explicit(&pa_radix_root[root_index], memory_order_acquire);
+  pa_radix_leaf *leaf = atomic_load_explicit(&_pa_radix_root[root_index], memory_order_acquire);
   if (__builtin_expect(leaf == NULL, 0)) return NULL;
   return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
@@ -508,9 +510,9 @@ static inline pa_arena *pa_arena_of(const void *p) {
   return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
 }
 
-bool radix_register(uintptr_t base, pa_arena *arena);
-void radix_unregister(uintptr_t base);
-size_t radix_leaves(void);
+bool _pa_radix_register(uintptr_t base, pa_arena *arena);
+void _pa_radix_unregister(uintptr_t base);
+size_t _pa_radix_leaves(void);
 
 /* Every function between a public entry point and the layers on top of the
  * domains goes in this section, so tracing can tell poolalloc's frames from
@@ -533,53 +535,53 @@ typedef struct pa_layer {
  * costs nothing (a compare with memory instead of an immediate).  While any
  * allocator other than the default serves MEM or OBJ (a user's, the debug
  * hooks, tracing), and before the options are read, both are 0: every call
- * then fails its fast test and reaches domain_malloc/domain_free, which
+ * then fails its fast test and reaches _pa_domain_malloc/_pa_domain_free, which
  * dispatch through the domain's allocator. */
 struct pa_fast_limits {
   _Atomic size_t small_request; /* PA_SMALL_REQUEST_THRESHOLD, or 0 */
   _Atomic uintptr_t radix_root; /* PA_RADIX_ROOT_LEN, or 0 */
 };
-extern struct pa_fast_limits pa_fast;
+extern struct pa_fast_limits _pa_fast;
 
-void *domain_malloc(size_t size, pa_domain domain);
-void domain_free(void *p, pa_domain domain);
+void *_pa_domain_malloc(size_t size, pa_domain domain);
+void _pa_domain_free(void *p, pa_domain domain);
 /* The layer serving a domain now (reading the options first if need be). */
-const pa_layer *domain_layer(pa_domain domain);
-bool domain_is_default(const pa_layer *layer, pa_domain domain);
+const pa_layer *_pa_domain_layer(pa_domain domain);
+bool _pa_domain_is_default(const pa_layer *layer, pa_domain domain);
 /* Layers that go on top of all three domains at once: debug, tracing.
- * domains_push fills layers[] from `functions`, each layer its own ctx, and
- * sets their `below`; domains_remove takes them off if still on top. */
-void domains_push(pa_layer layers[3], const pa_layer *functions);
-void domains_remove(const pa_layer layers[3]);
-bool domains_contain(const pa_layer *layer, pa_domain domain);
-void *layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
+ * _pa_domains_push fills layers[] from `functions`, each layer its own ctx, and
+ * sets their `below`; _pa_domains_remove takes them off if still on top. */
+void _pa_domains_push(pa_layer layers[3], const pa_layer *functions);
+void _pa_domains_remove(const pa_layer layers[3]);
+bool _pa_domains_contain(const pa_layer *layer, pa_domain domain);
+void *_pa_layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
 /* Whether the pools or the raw layer have served anything yet. */
-bool allocations_served(void);
-void debug_install(void);
+bool _pa_allocations_served(void);
+void _pa_debug_install(void);
 /* After a report of misuse outside the hooks (free lists, handles): under
  * the debug hooks the process aborts, as the hooks' own reports do. */
-void debug_misuse_end(void);
-bool debug_hooks_on(void);
-void domains_lock(void);
-void domains_unlock(void);
-void trace_lock(void);
-void trace_unlock(void);
+void _pa_debug_misuse_end(void);
+bool _pa_debug_hooks_on(void);
+void _pa_domains_lock(void);
+void _pa_domains_unlock(void);
+void _pa_trace_lock(void);
+void _pa_trace_unlock(void);
 /* Blocks of the pools that tracing knows the requested size of, and the
  * bytes their size classes add to it (0, 0 when not tracing). */
-void trace_rounding(size_t *blocks, size_t *bytes);
+void _pa_trace_rounding(size_t *blocks, size_t *bytes);
 /* Writes where p was allocated, if tracing knows; false if it does not. */
-bool trace_report_block(const void *p);
-size_t layer_usable_size(const pa_layer *layer, const void *p);
+bool _pa_trace_report_block(const void *p);
+size_t _pa_layer_usable_size(const pa_layer *layer, const void *p);
 
 /* The general allocator: MEM's and OBJ's default (src/alloc.c). */
-void *general_malloc(size_t size, pa_domain domain);
-void *general_calloc(size_t count, size_t size, pa_domain domain);
-void *general_realloc(void *p, size_t size, pa_domain domain);
-void general_free(void *p, pa_domain domain);
-void *general_aligned(size_t alignment, size_t size, pa_domain domain);
-size_t general_usable_size(const void *p);
+void *_pa_general_malloc(size_t size, pa_domain domain);
+void *_pa_general_calloc(size_t count, size_t size, pa_domain domain);
+void *_pa_general_realloc(void *p, size_t size, pa_domain domain);
+void _pa_general_free(void *p, pa_domain domain);
+void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain);
+size_t _pa_general_usable_size(const void *p);
 /* Requests the general allocator sent on to the raw domain, by domain. */
-void general_counters(struct pa_stats *out);
+void _pa_general_counters(struct pa_stats *out);
 
 /* ---- The fast paths, shared by the domain entry points and the override -- */
 
@@ -592,33 +594,33 @@ static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain dom
 /* Past the limit test the default layer serves this domain, so an exhausted
  * pool goes straight to the heap's slow path. */
 static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
-  size_t limit = atomic_load_explicit(&pa_fast.small_request, memory_order_relaxed);
+  size_t limit = atomic_load_explicit(&_pa_fast.small_request, memory_order_relaxed);
   if (__builtin_expect(size - 1 < limit, 1)) {
-    pa_heap *heap = pa_thread_heap;
+    pa_heap *heap = _pa_thread_heap;
     void *block = pa_heap_take_small(heap, size, domain);
     if (__builtin_expect(block != NULL, 1)) return block;
-    return heap_malloc_slow(heap, size, domain);
+    return _pa_heap_malloc_slow(heap, size, domain);
   }
-  return domain_malloc(size, domain);
+  return _pa_domain_malloc(size, domain);
 }
 
 /* p is a block of pool. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
-  pa_heap *heap = pa_thread_heap;
+  pa_heap *heap = _pa_thread_heap;
   pa_secure_free(pool, p);
   track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1)) {
     heap->counts.frees[domain]++;
     pa_pool_free_local(heap, pool, p);
   } else {
-    heap_free_remote(heap, pool->owner, p, domain);
+    _pa_heap_free_remote(heap, pool->owner, p, domain);
   }
 }
 
 static inline void pa_free_fast(pa_domain domain, void *p) {
-  uintptr_t limit = atomic_load_explicit(&pa_fast.radix_root, memory_order_relaxed);
+  uintptr_t limit = atomic_load_explicit(&_pa_fast.radix_root, memory_order_relaxed);
   if (__builtin_expect(pa_arena_lookup(p, limit) == NULL, 0)) {
-    domain_free(p, domain);
+    _pa_domain_free(p, domain);
     return;
   }
   pa_pool_free(pa_pool_of(p), p, domain);
@@ -628,22 +630,22 @@ static inline void pa_free_fast(pa_domain domain, void *p) {
 
 /* Frees every object the heap's bins keep (its thread is exiting, or calls
  * pa_collect). */
-void freelists_flush(pa_heap *heap);
+void _pa_freelists_flush(pa_heap *heap);
 /* Adds one heap's bins to the totals (statistics walk, heaps lock held). */
-void freelists_count_heap(struct pa_stats *s, const pa_heap *heap);
+void _pa_freelists_count_heap(struct pa_stats *s, const pa_heap *heap);
 /* Live lists now. */
-size_t freelists_live(void);
+size_t _pa_freelists_live(void);
 /* Fills out[0 .. max-1] with the live lists' statistics; returns how many
  * were filled. */
-size_t freelists_gather(struct pa_freelist_stats *out, size_t max);
+size_t _pa_freelists_gather(struct pa_freelist_stats *out, size_t max);
 /* The debug hooks went on: lists keep nothing from now on. */
-void freelists_debug_installed(void);
+void _pa_freelists_debug_installed(void);
 
 /* ---- Internal metadata (heap and arena records) -------------------------- */
 
-void *meta_alloc(size_t size);
-void meta_lock(void);
-void meta_unlock(void);
+void *_pa_meta_alloc(size_t size);
+void _pa_meta_lock(void);
+void _pa_meta_unlock(void);
 
 /* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
 
@@ -669,10 +671,10 @@ struct pool_records {
 };
 /* One walk fills *s, for heaps 1..max per_heap[], and, if records is not
  * NULL, the pools; returns the number of heaps. */
-size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
+size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
                      struct pool_records *records);
 /* The JSON object of pa_stats_json, without a newline. */
-void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
+void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
                       size_t nheaps);
 
 /* A heap snapshot in memory mapped from the OS: taken under the locks,
@@ -685,9 +687,9 @@ struct snapshot {
   struct pa_heap_stats *heaps;
   struct pool_records records;
 };
-struct snapshot *snapshot_capture(void); /* NULL if out of memory */
-void snapshot_write(FILE *out, const struct snapshot *snap);
-void snapshot_release(struct snapshot *snap);
+struct snapshot *_pa_snapshot_capture(void); /* NULL if out of memory */
+void _pa_snapshot_write(FILE *out, const struct snapshot *snap);
+void _pa_snapshot_release(struct snapshot *snap);
 
 /* ---- Options (POOLALLOC_* environment variables) ------------------------- */
 
@@ -695,7 +697,7 @@ void snapshot_release(struct snapshot *snap);
 /* Arena decay: mimalloc's purge delay by default; at most an hour. */
 #define PA_ARENA_DECAY_DEFAULT_MS 10
 #define PA_ARENA_DECAY_MAX_MS 3600000
-struct pa_options {
+struct _pa_options {
   bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
   bool debug;      /* POOLALLOC_DEBUG: debug hooks on every domain */
@@ -708,42 +710,42 @@ struct pa_options {
   char sample_path[PA_OPTION_PATH_MAX];   /* POOLALLOC_SAMPLE_FILE */
   char snapshot_path[PA_OPTION_PATH_MAX]; /* POOLALLOC_SNAPSHOT */
 };
-extern struct pa_options pa_options;
-void options_init(void);
+extern struct _pa_options _pa_options;
+void _pa_options_init(void);
 /* pattern with %p replaced by the process id, into out; false if pattern
  * is empty or the result does not fit. */
-bool options_expand_path(const char *pattern, char *out, size_t size);
+bool _pa_options_expand_path(const char *pattern, char *out, size_t size);
 /* A line to stderr with write(2): safe wherever malloc is not. */
-void pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void _pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- OS ------------------------------------------------------------------ */
 
-void *os_map(size_t size);
+void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
- * PROT_NONE (0 for none): unmapped with os_unmap(p, size + guard). */
-void *os_map_aligned(size_t size, size_t alignment, size_t guard);
-size_t os_page_size(void);
+ * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
+void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard);
+size_t _pa_os_page_size(void);
 /* Fills buf with bytes from the kernel's random source; false if it cannot. */
-bool os_random(void *buf, size_t size);
-void os_unmap(void *p, size_t size);
+bool _pa_os_random(void *buf, size_t size);
+void _pa_os_unmap(void *p, size_t size);
 /* Fault injection, so tests can prove that exhaustion is survived: maps
- * number `first` to `last` (counted from 1 since start-up, as os_maps
+ * number `first` to `last` (counted from 1 since start-up, as _pa_os_maps
  * reports them) are refused; first 0 refuses none.  POOLALLOC_FAIL_MAPS
- * sets it at start-up.  os_fail_after(n): the next n maps succeed, every
+ * sets it at start-up.  _pa_os_fail_after(n): the next n maps succeed, every
  * later one fails; -1 ends it. */
-void os_fail_maps(size_t first, size_t last);
-void os_fail_after(long countdown);
+void _pa_os_fail_maps(size_t first, size_t last);
+void _pa_os_fail_after(long countdown);
 /* Maps asked for since start-up (refused ones included), and those of them
  * refused on purpose. */
-size_t os_maps(void);
-size_t os_failures_injected(void);
-bool os_is_mapped(const void *p, size_t size);
+size_t _pa_os_maps(void);
+size_t _pa_os_failures_injected(void);
+bool _pa_os_is_mapped(const void *p, size_t size);
 /* The calling thread's kernel id, which names heaps in statistics. */
-int os_thread_id(void);
+int _pa_os_thread_id(void);
 /* Resident set size of this process in bytes, 0 if unknown. */
-size_t os_resident_bytes(void);
+size_t _pa_os_resident_bytes(void);
 /* Milliseconds on a monotonic clock. */
-uint64_t os_monotonic_ms(void);
+uint64_t _pa_os_monotonic_ms(void);
 
 #pragma GCC visibility pop
 #endif

@@ -14,17 +14,17 @@ static struct {
   size_t left;  /* bytes left in it */
 } meta = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-void meta_lock(void) { pthread_mutex_lock(&meta.lock); }
-void meta_unlock(void) { pthread_mutex_unlock(&meta.lock); }
+void _pa_meta_lock(void) { pthread_mutex_lock(&meta.lock); }
+void _pa_meta_unlock(void) { pthread_mutex_unlock(&meta.lock); }
 
 /* Zeroed, 64-byte aligned (a cache line: heaps of different threads never
  * share one). */
-void *meta_alloc(size_t size) {
+void *_pa_meta_alloc(size_t size) {
   size = (size + 63) & ~(size_t)63;
   if (size > META_CHUNK_SIZE) return NULL;
   pthread_mutex_lock(&meta.lock);
   if (meta.left < size) {
-    char *chunk = os_map(META_CHUNK_SIZE);
+    char *chunk = _pa_os_map(META_CHUNK_SIZE);
     if (chunk == NULL) {
       pthread_mutex_unlock(&meta.lock);
       return NULL;

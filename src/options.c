@@ -13,7 +13,7 @@
 
 #include "internal.h"
 
-struct pa_options pa_options = {.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS};
+struct _pa_options _pa_options = {.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS};
 
 /* Where the statistics go at exit: a copy of stderr taken at start-up (some
  * programs close fd 2 before the destructors run, as GNU coreutils'
@@ -32,14 +32,14 @@ static void option_copy(char out[PA_OPTION_PATH_MAX], const char *value) {
   out[0] = '\0';
   if (value == NULL) return;
   if (strlen(value) >= PA_OPTION_PATH_MAX) {
-    pa_message("poolalloc: ignoring a path of %zu characters (at most %d)", strlen(value),
+    _pa_message("poolalloc: ignoring a path of %zu characters (at most %d)", strlen(value),
                PA_OPTION_PATH_MAX - 1);
     return;
   }
   strcpy(out, value);
 }
 
-bool options_expand_path(const char *pattern, char *out, size_t size) {
+bool _pa_options_expand_path(const char *pattern, char *out, size_t size) {
   size_t n = 0;
   if (pattern[0] == '\0') return false;
   for (const char *c = pattern; *c; c++) {
@@ -69,61 +69,61 @@ static void option_fail_maps(const char *text) {
   unsigned long long first = strtoull(text, &end, 10), last = SIZE_MAX;
   if (*end == '-') last = strtoull(end + 1, &end, 10);
   if (*end != '\0' || first == 0 || last < first) {
-    pa_message("poolalloc: POOLALLOC_FAIL_MAPS=%s ignored: expected N or N-M, 1 <= N <= M", text);
+    _pa_message("poolalloc: POOLALLOC_FAIL_MAPS=%s ignored: expected N or N-M, 1 <= N <= M", text);
     return;
   }
-  os_fail_maps((size_t)first, (size_t)last);
+  _pa_os_fail_maps((size_t)first, (size_t)last);
 }
 
 /* POOLALLOC_ARENA_DECAY_MS=MS, 0 to PA_ARENA_DECAY_MAX_MS. */
 static void option_arena_decay(const char *text) {
-  pa_options.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS;
+  _pa_options.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS;
   if (text == NULL || *text == '\0') return;
   char *end;
   long long ms = strtoll(text, &end, 10);
   if (*end != '\0' || ms < 0 || ms > PA_ARENA_DECAY_MAX_MS) {
-    pa_message("poolalloc: POOLALLOC_ARENA_DECAY_MS=%s ignored: expected 0 to %ld (ms)", text,
+    _pa_message("poolalloc: POOLALLOC_ARENA_DECAY_MS=%s ignored: expected 0 to %ld (ms)", text,
                (long)PA_ARENA_DECAY_MAX_MS);
     return;
   }
-  pa_options.arena_decay_ms = (long)ms;
+  _pa_options.arena_decay_ms = (long)ms;
 }
 
-void options_init(void) {
+void _pa_options_init(void) {
   secure_init();
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
-  pa_options.show_stats = option_enabled(show_stats);
-  if (pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
-  pa_options.verbose = option_enabled(getenv("POOLALLOC_VERBOSE"));
-  pa_options.debug = option_enabled(getenv("POOLALLOC_DEBUG"));
+  _pa_options.show_stats = option_enabled(show_stats);
+  if (_pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
+  _pa_options.verbose = option_enabled(getenv("POOLALLOC_VERBOSE"));
+  _pa_options.debug = option_enabled(getenv("POOLALLOC_DEBUG"));
   const char *trace = getenv("POOLALLOC_TRACE");
   if (trace && *trace) {
     long frames = strtol(trace, NULL, 10);
-    pa_options.trace = frames < 0 ? 0 : frames > PA_TRACE_MAX_FRAMES ? PA_TRACE_MAX_FRAMES : (int)frames;
+    _pa_options.trace = frames < 0 ? 0 : frames > PA_TRACE_MAX_FRAMES ? PA_TRACE_MAX_FRAMES : (int)frames;
   }
   const char *sample = getenv("POOLALLOC_SAMPLE");
   if (sample && *sample) {
     long ms = strtol(sample, NULL, 10);
-    pa_options.sample_ms = ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
+    _pa_options.sample_ms = ms < 0 ? 0 : ms > 3600000 ? 3600000 : (int)ms;
   }
-  option_copy(pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
-  option_copy(pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
+  option_copy(_pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
+  option_copy(_pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
   option_fail_maps(getenv("POOLALLOC_FAIL_MAPS"));
   option_arena_decay(getenv("POOLALLOC_ARENA_DECAY_MS"));
-  if (pa_options.show_stats && stats_path[0] == '\0')
+  if (_pa_options.show_stats && stats_path[0] == '\0')
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
-  if (pa_options.verbose)
-    pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
+  if (_pa_options.verbose)
+    _pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
                "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d "
                "POOLALLOC_ARENA_DECAY_MS=%ld; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes%s",
-               pa_options.show_stats, pa_options.debug, pa_options.trace, pa_options.sample_ms,
-               pa_options.arena_decay_ms,
+               _pa_options.show_stats, _pa_options.debug, _pa_options.trace, _pa_options.sample_ms,
+               _pa_options.arena_decay_ms,
                PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE, PA_ARENA_SIZE,
                PA_SECURE ? "; secure build" : "");
 }
 
-void pa_message(const char *format, ...) {
+void _pa_message(const char *format, ...) {
   char line[256];
   va_list args;
   va_start(args, format);
@@ -138,9 +138,9 @@ void pa_message(const char *format, ...) {
 
 /* POOLALLOC_SHOW_STATS: what passed through each layer, and the peaks. */
 __attribute__((destructor)) static void options_show_stats_at_exit(void) {
-  if (!pa_options.show_stats) return;
+  if (!_pa_options.show_stats) return;
   char path[PA_OPTION_PATH_MAX];
-  int fd = options_expand_path(stats_path, path, sizeof path)
+  int fd = _pa_options_expand_path(stats_path, path, sizeof path)
                ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
                : stats_fd;
   if (fd < 0) return;

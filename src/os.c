@@ -17,29 +17,29 @@
 #include "internal.h"
 
 static struct {
-  _Atomic size_t maps; /* os_map calls ever, refused ones included */
+  _Atomic size_t maps; /* _pa_os_map calls ever, refused ones included */
   /* Fault injection: maps numbered fail_first..fail_last (counting from 1
    * since start-up) are refused; fail_first 0 means none is. */
   _Atomic size_t fail_first, fail_last;
   _Atomic size_t failures_injected; /* maps refused on purpose, ever */
 } os;
 
-size_t os_failures_injected(void) {
+size_t _pa_os_failures_injected(void) {
   return atomic_load_explicit(&os.failures_injected, memory_order_relaxed);
 }
 
-size_t os_maps(void) { return atomic_load_explicit(&os.maps, memory_order_relaxed); }
+size_t _pa_os_maps(void) { return atomic_load_explicit(&os.maps, memory_order_relaxed); }
 
-void os_fail_maps(size_t first, size_t last) {
+void _pa_os_fail_maps(size_t first, size_t last) {
   atomic_store_explicit(&os.fail_last, last, memory_order_relaxed);
   atomic_store_explicit(&os.fail_first, first, memory_order_relaxed);
 }
 
-void os_fail_after(long countdown) {
+void _pa_os_fail_after(long countdown) {
   if (countdown < 0)
-    os_fail_maps(0, 0);
+    _pa_os_fail_maps(0, 0);
   else
-    os_fail_maps(os_maps() + (size_t)countdown + 1, SIZE_MAX);
+    _pa_os_fail_maps(_pa_os_maps() + (size_t)countdown + 1, SIZE_MAX);
 }
 
 static bool os_injected_failure(void) {
@@ -52,13 +52,13 @@ static bool os_injected_failure(void) {
   return true;
 }
 
-void *os_map(size_t size) {
+void *_pa_os_map(size_t size) {
   bool injected = os_injected_failure();
   void *p = injected ? MAP_FAILED
                      : mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
-    if (pa_options.verbose)
-      pa_message("poolalloc: mmap of %zu bytes failed: %s", size,
+    if (_pa_options.verbose)
+      _pa_message("poolalloc: mmap of %zu bytes failed: %s", size,
                  injected ? "injected failure" : strerror(errno));
     errno = ENOMEM;
     return NULL;
@@ -70,7 +70,7 @@ void *os_map(size_t size) {
  * is made plain again first: ASan keeps poison past munmap, and the next
  * mapping at that address (a trace chunk, a metadata chunk) would be
  * reported when poolalloc itself writes it. */
-void os_unmap(void *p, size_t size) {
+void _pa_os_unmap(void *p, size_t size) {
   track_undefined(p, size);
   munmap(p, size);
 }
@@ -79,28 +79,28 @@ void os_unmap(void *p, size_t size) {
  * ragged ends, keeping `guard` bytes of the tail (always at least a page of
  * it: the head is at most alignment - page) as PROT_NONE.  Arenas are taken
  * rarely, so the syscalls are cheap. */
-void *os_map_aligned(size_t size, size_t alignment, size_t guard) {
-  char *raw = os_map(size + alignment);
+void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
+  char *raw = _pa_os_map(size + alignment);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
   size_t head = start - (uintptr_t)raw;
   size_t tail = alignment - head;
-  if (head) os_unmap(raw, head);
+  if (head) _pa_os_unmap(raw, head);
   if (guard) mprotect((char *)start + size, guard, PROT_NONE);
-  if (tail > guard) os_unmap((char *)start + size + guard, tail - guard);
+  if (tail > guard) _pa_os_unmap((char *)start + size + guard, tail - guard);
   return (void *)start;
 }
 
-size_t os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+size_t _pa_os_page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
 
-bool os_random(void *buf, size_t size) {
+bool _pa_os_random(void *buf, size_t size) {
   return getrandom(buf, size, 0) == (ssize_t)size;
 }
 
 /* Whether [p, p + size) is mapped, asked without touching it (mincore fails
  * with ENOMEM on an unmapped page), so the debug hooks can look at the bytes
  * before a pointer they were handed without faulting. */
-bool os_is_mapped(const void *p, size_t size) {
+bool _pa_os_is_mapped(const void *p, size_t size) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   uintptr_t first = (uintptr_t)p & ~(uintptr_t)(page - 1);
   uintptr_t end = (uintptr_t)p + size;
@@ -110,11 +110,11 @@ bool os_is_mapped(const void *p, size_t size) {
   return mincore((void *)first, end - first, residency) == 0;
 }
 
-int os_thread_id(void) { return (int)syscall(SYS_gettid); }
+int _pa_os_thread_id(void) { return (int)syscall(SYS_gettid); }
 
 /* The second field of /proc/self/statm, read with no malloc: the sampler
  * calls it while the program runs. */
-size_t os_resident_bytes(void) {
+size_t _pa_os_resident_bytes(void) {
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return 0;
   char text[128];
@@ -127,7 +127,7 @@ size_t os_resident_bytes(void) {
   return (size_t)strtoull(field + 1, NULL, 10) * (size_t)sysconf(_SC_PAGESIZE);
 }
 
-uint64_t os_monotonic_ms(void) {
+uint64_t _pa_os_monotonic_ms(void) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;

@@ -96,7 +96,7 @@ __attribute__((noinline)) static void *new_out_of_memory(size_t size, size_t ali
   }
   if (nothrow) return NULL;
   if (_ZSt17__throw_bad_allocv) _ZSt17__throw_bad_allocv();
-  pa_message("poolalloc: operator new(%zu): out of memory", size);
+  _pa_message("poolalloc: operator new(%zu): out of memory", size);
   abort();
 }
 

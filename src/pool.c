@@ -32,7 +32,7 @@
 
 /* The pool every empty class list points at: no free block, no virgin block,
  * so the fast path fails over to the slow path without testing for NULL. */
-pa_pool pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_CLASS_NONE};
+pa_pool _pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_CLASS_NONE};
 
 /* Under the debug hooks, a pool going to another class forgets the tags
  * its freed blocks carry (src/debug.c): at the new class's offsets they
@@ -45,11 +45,11 @@ static void pool_forget_tags(pa_pool *pool) {
   track_noaccess(blocks, size);
 }
 
-void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
+void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
   pool->owner = owner;
   pool->state = PA_POOL_USED;
   pool->count = 0;
-  if (pool->size_class != size_class && pool->size_class != PA_CLASS_NONE && debug_hooks_on())
+  if (pool->size_class != size_class && pool->size_class != PA_CLASS_NONE && _pa_debug_hooks_on())
     pool_forget_tags(pool);
   size_t block_size = pa_class_block_size(size_class);
   pool->free = NULL;
@@ -58,16 +58,16 @@ void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
   pool->nextoffset = (uint32_t)PA_POOL_HEADER_SIZE;
   pool->maxnextoffset = (uint32_t)(PA_POOL_SIZE - block_size);
 #if PA_SECURE
-  pool->canary = pa_secrets.canary ^ (uintptr_t)pool;
+  pool->canary = _pa_secrets.canary ^ (uintptr_t)pool;
   pool->divisor = UINT64_MAX / block_size + 1;
   secure_shuffle_pool(pool, owner);
 #endif
 }
 
-void pool_link_front(pa_heap *heap, pa_pool *pool) {
+void _pa_pool_link_front(pa_heap *heap, pa_pool *pool) {
   pa_pool *first = heap->used[pool->size_class];
   pool->prev = NULL;
-  pool->next = (first == &pa_empty_pool) ? NULL : first;
+  pool->next = (first == &_pa_empty_pool) ? NULL : first;
   if (pool->next)
     pool->next->prev = pool;
   else
@@ -78,7 +78,7 @@ void pool_link_front(pa_heap *heap, pa_pool *pool) {
 static void pool_link_back(pa_heap *heap, pa_pool *pool) {
   pa_pool *last = heap->used_tail[pool->size_class];
   if (last == NULL) {
-    pool_link_front(heap, pool);
+    _pa_pool_link_front(heap, pool);
     return;
   }
   pool->next = NULL;
@@ -87,11 +87,11 @@ static void pool_link_back(pa_heap *heap, pa_pool *pool) {
   heap->used_tail[pool->size_class] = pool;
 }
 
-void pool_unlink(pa_heap *heap, pa_pool *pool) {
+void _pa_pool_unlink(pa_heap *heap, pa_pool *pool) {
   if (pool->prev)
     pool->prev->next = pool->next;
   else
-    heap->used[pool->size_class] = pool->next ? pool->next : &pa_empty_pool;
+    heap->used[pool->size_class] = pool->next ? pool->next : &_pa_empty_pool;
   if (pool->next)
     pool->next->prev = pool->prev;
   else
@@ -99,22 +99,22 @@ void pool_unlink(pa_heap *heap, pa_pool *pool) {
   pool->next = pool->prev = NULL;
 }
 
-void pool_mark_full(pa_heap *heap, pa_pool *pool) {
-  pool_unlink(heap, pool);
+void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool) {
+  _pa_pool_unlink(heap, pool);
   pool->state = PA_POOL_FULL;
 }
 
-void pool_release_empty(pa_heap *heap, pa_pool *pool) {
-  pool_unlink(heap, pool);
-  arena_return_pool(pool);
+void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
+  _pa_pool_unlink(heap, pool);
+  _pa_arena_return_pool(pool);
 }
 
-void pool_after_free(pa_heap *heap, pa_pool *pool) {
+void _pa_pool_after_free(pa_heap *heap, pa_pool *pool) {
   if (pool->state == PA_POOL_FULL) {
     pool->state = PA_POOL_USED;
     pool_link_back(heap, pool);
   }
   if (pool->count != 0) return;
   bool only_pool_of_class = heap->used[pool->size_class] == pool && pool->next == NULL;
-  if (!only_pool_of_class) pool_release_empty(heap, pool);
+  if (!only_pool_of_class) _pa_pool_release_empty(heap, pool);
 }

@@ -10,7 +10,7 @@
  */
 #include "internal.h"
 
-_Atomic(pa_radix_leaf *) pa_radix_root[PA_RADIX_ROOT_LEN];
+_Atomic(pa_radix_leaf *) _pa_radix_root[PA_RADIX_ROOT_LEN];
 
 static struct {
   size_t leaves; /* guarded by the arena lock */
@@ -20,29 +20,29 @@ static _Atomic(pa_arena *) *radix_slot(uintptr_t base, bool create) {
   uintptr_t key = base >> PA_ARENA_BITS;
   uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
   if (root_index >= PA_RADIX_ROOT_LEN) return NULL;
-  pa_radix_leaf *leaf = atomic_load_explicit(&pa_radix_root[root_index], memory_order_acquire);
+  pa_radix_leaf *leaf = atomic_load_explicit(&_pa_radix_root[root_index], memory_order_acquire);
   if (leaf == NULL) {
     if (!create) return NULL;
-    leaf = os_map(sizeof(pa_radix_leaf));
+    leaf = _pa_os_map(sizeof(pa_radix_leaf));
     if (leaf == NULL) return NULL;
     radix.leaves++;
-    atomic_store_explicit(&pa_radix_root[root_index], leaf, memory_order_release);
+    atomic_store_explicit(&_pa_radix_root[root_index], leaf, memory_order_release);
   }
   return &(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)];
 }
 
-bool radix_register(uintptr_t base, pa_arena *arena) {
+bool _pa_radix_register(uintptr_t base, pa_arena *arena) {
   _Atomic(pa_arena *) *slot = radix_slot(base, true);
   if (slot == NULL) return false;
   atomic_store_explicit(slot, arena, memory_order_release);
   return true;
 }
 
-void radix_unregister(uintptr_t base) {
+void _pa_radix_unregister(uintptr_t base) {
   _Atomic(pa_arena *) *slot = radix_slot(base, false);
   if (slot) atomic_store_explicit(slot, NULL, memory_order_release);
 }
 
-size_t radix_leaves(void) {
+size_t _pa_radix_leaves(void) {
   return radix.leaves;
 }

@@ -118,25 +118,25 @@ static bool raw_too_large(size_t size) {
   return true;
 }
 
-void *raw_malloc(size_t size) {
+void *_pa_raw_malloc(size_t size) {
   return raw_too_large(size) ? NULL : raw_counted(system_malloc(size));
 }
 
 /* The caller has checked that count * size does not overflow. */
-void *raw_calloc(size_t count, size_t size) {
+void *_pa_raw_calloc(size_t count, size_t size) {
   return raw_too_large(count * size) ? NULL : raw_counted(system_calloc(count, size));
 }
 
-void *raw_aligned(size_t alignment, size_t size) {
+void *_pa_raw_aligned(size_t alignment, size_t size) {
   return raw_too_large(size) ? NULL : raw_counted(system_aligned(alignment, size));
 }
 
-void raw_free(void *p) {
+void _pa_raw_free(void *p) {
   raw_count(0, 1, 0, system_usable_size(p));
   system_free(p);
 }
 
-void *raw_realloc(void *p, size_t size) {
+void *_pa_raw_realloc(void *p, size_t size) {
   if (raw_too_large(size)) return NULL;
   size_t old = system_usable_size(p);
   void *q = system_realloc(p, size);
@@ -144,11 +144,11 @@ void *raw_realloc(void *p, size_t size) {
   return q;
 }
 
-size_t raw_usable_size(const void *p) { return system_usable_size((void *)p); }
+size_t _pa_raw_usable_size(const void *p) { return system_usable_size((void *)p); }
 
 /* Adds the late counts to the heaps' sums in *out, and settles the peak
  * with the exact total now in use. */
-void raw_counters(struct pa_stats *out) {
+void _pa_raw_counters(struct pa_stats *out) {
   out->raw_allocations += atomic_load_explicit(&raw.late_allocations, memory_order_relaxed);
   out->raw_frees += atomic_load_explicit(&raw.late_frees, memory_order_relaxed);
   out->raw_bytes_in_use += atomic_load_explicit(&raw.late_bytes, memory_order_relaxed);

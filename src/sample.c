@@ -49,8 +49,8 @@ static void sample_write(const struct pa_stats *s) {
   int n = snprintf(line, sizeof line,
                    "{\"t\":%llu,\"live\":%zu,\"arenas\":%zu,\"released\":%zu,\"rss\":%zu,"
                    "\"heaps\":%zu}\n",
-                   (unsigned long long)(os_monotonic_ms() - sampler.start_ms), live_bytes(s),
-                   s->arenas_current, s->arenas_released, os_resident_bytes(), s->heaps);
+                   (unsigned long long)(_pa_os_monotonic_ms() - sampler.start_ms), live_bytes(s),
+                   s->arenas_current, s->arenas_released, _pa_os_resident_bytes(), s->heaps);
   if (n > 0 && (size_t)n < sizeof line) {
     ssize_t ignored = write(sampler.fd, line, (size_t)n);
     (void)ignored;
@@ -61,32 +61,32 @@ static void sample_write(const struct pa_stats *s) {
  * is a snapshot (one walk gives both), kept if it holds the most live bytes
  * so far; otherwise a sample is a statistics walk. */
 static void sample_take(void) {
-  if (pa_options.snapshot_path[0] == '\0') {
+  if (_pa_options.snapshot_path[0] == '\0') {
     struct pa_stats s;
     pa_stats_get(&s);
     sample_write(&s);
     return;
   }
-  struct snapshot *snap = snapshot_capture();
+  struct snapshot *snap = _pa_snapshot_capture();
   if (snap == NULL) return;
   sample_write(&snap->stats);
   size_t live = live_bytes(&snap->stats);
   if (sampler.peak != NULL && live <= sampler.peak_live) {
-    snapshot_release(snap);
+    _pa_snapshot_release(snap);
     return;
   }
-  snapshot_release(sampler.peak);
+  _pa_snapshot_release(sampler.peak);
   sampler.peak = snap;
   sampler.peak_live = live;
 }
 
 static void *sampler_main(void *arg) {
   (void)arg;
-  struct timespec interval = {pa_options.sample_ms / 1000,
-                              (long)(pa_options.sample_ms % 1000) * 1000000};
+  struct timespec interval = {_pa_options.sample_ms / 1000,
+                              (long)(_pa_options.sample_ms % 1000) * 1000000};
   for (;;) {
     nanosleep(&interval, NULL);
-    arenas_decay_idle();
+    _pa_arenas_decay_idle();
     pthread_mutex_lock(&sampler.lock);
     if (sampler.stopped) {
       pthread_mutex_unlock(&sampler.lock);
@@ -101,12 +101,12 @@ static void *sampler_main(void *arg) {
  * (tests do) get them; the options are read here only when they are set. */
 __attribute__((constructor)) static void sampler_start(void) {
   if (getenv("POOLALLOC_SAMPLE") == NULL && getenv("POOLALLOC_SNAPSHOT") == NULL) return;
-  domain_layer(PA_DOMAIN_MEM); /* reads the options */
-  if (pa_options.sample_ms <= 0) return;
+  _pa_domain_layer(PA_DOMAIN_MEM); /* reads the options */
+  if (_pa_options.sample_ms <= 0) return;
   char path[PA_OPTION_PATH_MAX];
-  if (options_expand_path(pa_options.sample_path, path, sizeof path))
+  if (_pa_options_expand_path(_pa_options.sample_path, path, sizeof path))
     sampler.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
-  sampler.start_ms = os_monotonic_ms();
+  sampler.start_ms = _pa_os_monotonic_ms();
   sample_take();
   sigset_t all, old;
   sigfillset(&all);
@@ -117,7 +117,7 @@ __attribute__((constructor)) static void sampler_start(void) {
   if (pthread_create(&sampler.thread, &attr, sampler_main, NULL) == 0)
     sampler.running = true;
   else
-    pa_message("poolalloc: cannot start the sampling thread; sampling is off");
+    _pa_message("poolalloc: cannot start the sampling thread; sampling is off");
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
@@ -138,11 +138,11 @@ static uint64_t sampler_cpu_us(void) {
 /* The file ends with what sampling and this exit report cost in CPU time,
  * so `poolalloc run` can say what it cost the program. */
 static void snapshot_file_write(FILE *out, const struct snapshot *at_exit, uint64_t started_us) {
-  fprintf(out, "{\"pid\":%d,\"sample_ms\":%d,\"exit\":", (int)getpid(), pa_options.sample_ms);
-  snapshot_write(out, at_exit);
+  fprintf(out, "{\"pid\":%d,\"sample_ms\":%d,\"exit\":", (int)getpid(), _pa_options.sample_ms);
+  _pa_snapshot_write(out, at_exit);
   fputs(",\"peak\":", out);
   if (sampler.peak)
-    snapshot_write(out, sampler.peak);
+    _pa_snapshot_write(out, sampler.peak);
   else
     fputs("null", out);
   fprintf(out, ",\"sampler_cpu_us\":%llu,\"exit_report_cpu_us\":%llu}\n",
@@ -155,9 +155,9 @@ __attribute__((destructor)) static void sampler_at_exit(void) {
   pthread_mutex_lock(&sampler.lock);
   sampler.stopped = true;
   char path[PA_OPTION_PATH_MAX];
-  bool want_snapshot = options_expand_path(pa_options.snapshot_path, path, sizeof path);
-  struct snapshot *at_exit = want_snapshot ? snapshot_capture() : NULL;
-  if (pa_options.sample_ms > 0) { /* the last sample: from the snapshot's walk if there is one */
+  bool want_snapshot = _pa_options_expand_path(_pa_options.snapshot_path, path, sizeof path);
+  struct snapshot *at_exit = want_snapshot ? _pa_snapshot_capture() : NULL;
+  if (_pa_options.sample_ms > 0) { /* the last sample: from the snapshot's walk if there is one */
     struct pa_stats s;
     if (at_exit == NULL) pa_stats_get(&s);
     sample_write(at_exit ? &at_exit->stats : &s);
@@ -166,11 +166,11 @@ __attribute__((destructor)) static void sampler_at_exit(void) {
     FILE *out = at_exit ? fopen(path, "we") : NULL;
     if (out) {
       snapshot_file_write(out, at_exit, started_us);
-      if (fclose(out) != 0) pa_message("poolalloc: could not write the snapshot to %s", path);
+      if (fclose(out) != 0) _pa_message("poolalloc: could not write the snapshot to %s", path);
     } else {
-      pa_message("poolalloc: could not write the snapshot to %s", path);
+      _pa_message("poolalloc: could not write the snapshot to %s", path);
     }
-    snapshot_release(at_exit);
+    _pa_snapshot_release(at_exit);
   }
   pthread_mutex_unlock(&sampler.lock);
 }

@@ -23,7 +23,7 @@
 #include "internal.h"
 
 #if PA_SECURE
-struct pa_secrets pa_secrets;
+struct _pa_secrets _pa_secrets;
 
 /* The keys must be set before the first link is encoded, and never change:
  * called when the options are read (before any allocation) and when the
@@ -32,15 +32,15 @@ static pthread_once_t secrets_once = PTHREAD_ONCE_INIT;
 
 static void secrets_make(void) {
   uint64_t keys[3];
-  if (!os_random(keys, sizeof keys)) {
+  if (!_pa_os_random(keys, sizeof keys)) {
     /* No kernel randomness: addresses (randomised by ASLR) and time. */
-    keys[0] = (uint64_t)(uintptr_t)&secrets_once ^ os_monotonic_ms() * 0x9e3779b97f4a7c15u;
+    keys[0] = (uint64_t)(uintptr_t)&secrets_once ^ _pa_os_monotonic_ms() * 0x9e3779b97f4a7c15u;
     keys[1] = (uint64_t)(uintptr_t)&keys ^ (keys[0] << 17);
     keys[2] = keys[0] * 0xbf58476d1ce4e5b9u ^ keys[1];
   }
-  pa_secrets.link_keys[0] = (uintptr_t)keys[0];
-  pa_secrets.link_keys[1] = (uintptr_t)keys[1];
-  pa_secrets.canary = keys[2];
+  _pa_secrets.link_keys[0] = (uintptr_t)keys[0];
+  _pa_secrets.link_keys[1] = (uintptr_t)keys[1];
+  _pa_secrets.canary = keys[2];
 }
 
 void secure_init(void) { pthread_once(&secrets_once, secrets_make); }
@@ -60,14 +60,14 @@ static const char *const fault_details[] = {
 };
 
 void secure_fault(enum pa_secure_fault fault, const pa_pool *pool, const void *p) {
-  pa_message("poolalloc: secure: %s of %p (pool %p, blocks of %u bytes): %s; aborting",
+  _pa_message("poolalloc: secure: %s of %p (pool %p, blocks of %u bytes): %s; aborting",
              fault_names[fault], p, (const void *)pool, (unsigned)pool->block_size,
              fault_details[fault]);
   abort();
 }
 
 static uint64_t heap_random(pa_heap *heap) {
-  if (heap->random == 0) heap->random = pa_secrets.canary ^ (uintptr_t)heap ^ 0x2545f4914f6cdd1du;
+  if (heap->random == 0) heap->random = _pa_secrets.canary ^ (uintptr_t)heap ^ 0x2545f4914f6cdd1du;
   heap->random ^= heap->random >> 12;
   heap->random ^= heap->random << 25;
   heap->random ^= heap->random >> 27;

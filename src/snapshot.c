@@ -28,12 +28,12 @@ static size_t snapshot_bytes(size_t nheaps, size_t narenas) {
  * walk; NULL with *retry set if the heaps or arenas grew past the slack. */
 static struct snapshot *snapshot_try(bool *retry) {
   struct pa_stats held;
-  arenas_lock();
-  arenas_counters(&held);
-  arenas_unlock();
-  size_t heap_room = heaps_count() + 4, arena_room = held.arenas_current + 8;
+  _pa_arenas_lock();
+  _pa_arenas_counters(&held);
+  _pa_arenas_unlock();
+  size_t heap_room = _pa_heaps_count() + 4, arena_room = held.arenas_current + 8;
   size_t bytes = snapshot_bytes(heap_room, arena_room);
-  struct snapshot *snap = os_map(bytes);
+  struct snapshot *snap = _pa_os_map(bytes);
   *retry = false;
   if (snap == NULL) return NULL;
   snap->mapped = bytes;
@@ -41,17 +41,17 @@ static struct snapshot *snapshot_try(bool *retry) {
   snap->records.bases = (uintptr_t *)(snap->heaps + heap_room);
   snap->records.pools = (struct snapshot_pool *)(snap->records.bases + arena_room);
   snap->records.room = arena_room;
-  snap->nheaps = stats_collect(&snap->stats, snap->heaps, heap_room, &snap->records);
-  snap->taken_ms = os_monotonic_ms();
+  snap->nheaps = _pa_stats_collect(&snap->stats, snap->heaps, heap_room, &snap->records);
+  snap->taken_ms = _pa_os_monotonic_ms();
   if (snap->nheaps > heap_room || snap->records.overflow) {
-    os_unmap(snap, bytes);
+    _pa_os_unmap(snap, bytes);
     *retry = true;
     return NULL;
   }
   return snap;
 }
 
-struct snapshot *snapshot_capture(void) {
+struct snapshot *_pa_snapshot_capture(void) {
   for (;;) {
     bool retry;
     struct snapshot *snap = snapshot_try(&retry);
@@ -59,8 +59,8 @@ struct snapshot *snapshot_capture(void) {
   }
 }
 
-void snapshot_release(struct snapshot *snap) {
-  if (snap) os_unmap(snap, snap->mapped);
+void _pa_snapshot_release(struct snapshot *snap) {
+  if (snap) _pa_os_unmap(snap, snap->mapped);
 }
 
 static void write_pool(FILE *out, const struct snapshot_pool *pool) {
@@ -75,10 +75,10 @@ static void write_pool(FILE *out, const struct snapshot_pool *pool) {
           pa_pool_capacity(block_size), pool->heap);
 }
 
-void snapshot_write(FILE *out, const struct snapshot *snap) {
+void _pa_snapshot_write(FILE *out, const struct snapshot *snap) {
   fprintf(out, "{\"pid\":%d,\"time_ms\":%llu,\"stats\":", (int)getpid(),
           (unsigned long long)snap->taken_ms);
-  stats_json_write(out, &snap->stats, snap->heaps, snap->nheaps);
+  _pa_stats_json_write(out, &snap->stats, snap->heaps, snap->nheaps);
   fputs(",\"arenas\":[", out);
   const struct pool_records *records = &snap->records;
   for (size_t a = 0; a < records->arenas; a++) {
@@ -94,13 +94,13 @@ void snapshot_write(FILE *out, const struct snapshot *snap) {
 }
 
 int pa_heap_snapshot(FILE *out) {
-  struct snapshot *snap = snapshot_capture();
+  struct snapshot *snap = _pa_snapshot_capture();
   if (snap == NULL) {
     errno = ENOMEM;
     return -1;
   }
-  snapshot_write(out, snap);
+  _pa_snapshot_write(out, snap);
   fputc('\n', out);
-  snapshot_release(snap);
+  _pa_snapshot_release(snap);
   return ferror(out) ? -1 : 0;
 }

@@ -66,7 +66,7 @@ RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *
   s->raw_allocations += c->raw_allocations;
   s->raw_frees += c->raw_frees;
   s->raw_bytes_in_use += c->raw_bytes_allocated - c->raw_bytes_freed; /* modulo 2^64 */
-  freelists_count_heap(s, heap);
+  _pa_freelists_count_heap(s, heap);
   if (heap->id > max) return;
   struct pa_heap_stats *h = &per_heap[heap->id - 1];
   h->id = heap->id;
@@ -115,7 +115,7 @@ static void record_arena(struct pool_records *records, const pa_arena *arena) {
   }
 }
 
-size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
+size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
                      struct pool_records *records) {
   memset(s, 0, sizeof *s);
   stats_geometry(s, s->classes);
@@ -123,57 +123,57 @@ size_t stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t 
     memset(&per_heap[i], 0, sizeof per_heap[i]);
     stats_geometry(s, per_heap[i].classes);
   }
-  heaps_lock();
-  for (const pa_heap *heap = heaps_first(); heap; heap = heap->next_all)
+  _pa_heaps_lock();
+  for (const pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all)
     stats_add_heap(s, per_heap, max, heap);
-  arenas_lock();
-  arenas_counters(s);
-  for (pa_arena *arena = arenas_first(); arena; arena = arena->all_next) {
+  _pa_arenas_lock();
+  _pa_arenas_counters(s);
+  for (pa_arena *arena = _pa_arenas_first(); arena; arena = arena->all_next) {
     for (uintptr_t at = arena->base; at < arena->pool_address; at += PA_POOL_SIZE)
       stats_add_pool(s, per_heap, max, (const pa_pool *)at);
     s->pools_untouched += (arena->base + PA_ARENA_SIZE - arena->pool_address) / PA_POOL_SIZE;
     if (records) record_arena(records, arena);
   }
-  s->radix_leaves = radix_leaves();
-  arenas_unlock();
-  heaps_unlock();
+  s->radix_leaves = _pa_radix_leaves();
+  _pa_arenas_unlock();
+  _pa_heaps_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
-    s->domains[d].small_frees += heaps_late_frees(d);
+    s->domains[d].small_frees += _pa_heaps_late_frees(d);
     s->small_allocations += s->domains[d].small_allocations;
     s->small_frees += s->domains[d].small_frees;
   }
-  s->freelists.lists = freelists_live();
-  trace_rounding(&s->rounding_blocks, &s->bytes_rounding);
-  general_counters(s);
-  raw_counters(s);
+  s->freelists.lists = _pa_freelists_live();
+  _pa_trace_rounding(&s->rounding_blocks, &s->bytes_rounding);
+  _pa_general_counters(s);
+  _pa_raw_counters(s);
   s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
   s->domains[PA_DOMAIN_RAW].large_frees = s->raw_frees;
   return s->heaps;
 }
 
 int pa_stats_get(struct pa_stats *s) {
-  stats_collect(s, NULL, 0, NULL);
+  _pa_stats_collect(s, NULL, 0, NULL);
   return 0;
 }
 
 size_t pa_stats_heaps(struct pa_heap_stats *out, size_t max) {
   struct pa_stats totals;
-  return stats_collect(&totals, out, out ? max : 0, NULL);
+  return _pa_stats_collect(&totals, out, out ? max : 0, NULL);
 }
 
 /* Heaps for printing and JSON: mapped from the OS, as the caller may be
  * short of memory or be reporting at exit.  NULL (and *count 0) if none. */
 static struct pa_heap_stats *heaps_gather(struct pa_stats *s, size_t *count) {
-  size_t n = heaps_count();
-  struct pa_heap_stats *heaps = n ? os_map(n * sizeof *heaps) : NULL;
+  size_t n = _pa_heaps_count();
+  struct pa_heap_stats *heaps = n ? _pa_os_map(n * sizeof *heaps) : NULL;
   *count = heaps ? n : 0; /* heaps made meanwhile are left out: ids only grow */
-  stats_collect(s, heaps, *count, NULL);
+  _pa_stats_collect(s, heaps, *count, NULL);
   return heaps;
 }
 
 static void heaps_release(struct pa_heap_stats *heaps, size_t count) {
-  if (heaps) os_unmap(heaps, count * sizeof *heaps);
+  if (heaps) _pa_os_unmap(heaps, count * sizeof *heaps);
 }
 
 /* ---- For people ---------------------------------------------------------- */
@@ -233,7 +233,7 @@ static void print_arenas(FILE *out, const struct pa_stats *s) {
   print_line(out, "# arenas highwater mark", s->arenas_highwater);
   print_line(out, "# arenas allocated current", s->arenas_current);
   /* read apart from *s: pa_stats has no room for it (ABI) */
-  print_line(out, "  of which wholly free (decay)", arenas_empty_count());
+  print_line(out, "  of which wholly free (decay)", _pa_arenas_empty_count());
   char label[64];
   snprintf(label, sizeof label, "%zu arenas * %zu bytes/arena", s->arenas_current, s->arena_size);
   print_line(out, label, s->arenas_current * s->arena_size);
@@ -275,14 +275,14 @@ struct list_table {
 };
 
 static struct list_table lists_gather(void) {
-  struct list_table table = {.mapped = freelists_live()};
-  table.lists = table.mapped ? os_map(table.mapped * sizeof *table.lists) : NULL;
-  table.count = table.lists ? freelists_gather(table.lists, table.mapped) : 0;
+  struct list_table table = {.mapped = _pa_freelists_live()};
+  table.lists = table.mapped ? _pa_os_map(table.mapped * sizeof *table.lists) : NULL;
+  table.count = table.lists ? _pa_freelists_gather(table.lists, table.mapped) : 0;
   return table;
 }
 
 static void lists_release(struct list_table *table) {
-  if (table->lists) os_unmap(table->lists, table->mapped * sizeof *table->lists);
+  if (table->lists) _pa_os_unmap(table->lists, table->mapped * sizeof *table->lists);
 }
 
 static void print_freelists(FILE *out, const struct pa_stats *s) {
@@ -399,7 +399,7 @@ static void json_freelists(FILE *out, const struct pa_stats *s) {
   fputs("]},", out);
 }
 
-void stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
+void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
                       size_t nheaps) {
   fprintf(out, "{\"geometry\":{\"alignment\":%zu,\"size_classes\":%zu,"
                "\"small_request_threshold\":%zu,\"pool_size\":%zu,\"arena_size\":%zu,"
@@ -449,7 +449,7 @@ int pa_stats_json(FILE *out) {
     errno = ENOMEM;
     return -1;
   }
-  stats_json_write(out, &s, heaps, nheaps);
+  _pa_stats_json_write(out, &s, heaps, nheaps);
   fputc('\n', out);
   heaps_release(heaps, nheaps);
   return ferror(out) ? -1 : 0;

@@ -62,8 +62,8 @@ static struct {
   size_t current, peak;
 } trace = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-void trace_lock(void) { pthread_mutex_lock(&trace.lock); }
-void trace_unlock(void) { pthread_mutex_unlock(&trace.lock); }
+void _pa_trace_lock(void) { pthread_mutex_lock(&trace.lock); }
+void _pa_trace_unlock(void) { pthread_mutex_unlock(&trace.lock); }
 
 static pa_layer trace_layers[3];
 static _Thread_local bool trace_busy __attribute__((tls_model("initial-exec")));
@@ -121,7 +121,7 @@ static traceback *traceback_intern(void *const *frame, int frames) {
       return tb;
   size_t size = (sizeof(traceback) + frames * sizeof(void *) + 15) & ~(size_t)15;
   if (trace.chunk_left < size) {
-    char *chunk = os_map(TRACEBACK_CHUNK);
+    char *chunk = _pa_os_map(TRACEBACK_CHUNK);
     if (chunk == NULL) return NULL;
     memcpy(chunk, &trace.chunks, sizeof trace.chunks);
     trace.chunks = chunk;
@@ -139,7 +139,7 @@ static traceback *traceback_intern(void *const *frame, int frames) {
 
 static bool entries_grow(void) {
   size_t capacity = trace.capacity ? trace.capacity * 2 : 4096;
-  trace_entry *fresh = os_map(capacity * sizeof *fresh);
+  trace_entry *fresh = _pa_os_map(capacity * sizeof *fresh);
   if (fresh == NULL) return false;
   for (size_t i = 0; i < trace.capacity; i++) {
     if (trace.entries[i].block == 0) continue;
@@ -147,7 +147,7 @@ static bool entries_grow(void) {
     while (fresh[at].block) at = (at + 1) & (capacity - 1);
     fresh[at] = trace.entries[i];
   }
-  if (trace.entries) os_unmap(trace.entries, trace.capacity * sizeof *trace.entries);
+  if (trace.entries) _pa_os_unmap(trace.entries, trace.capacity * sizeof *trace.entries);
   trace.entries = fresh;
   trace.capacity = capacity;
   return true;
@@ -192,11 +192,11 @@ static void entry_remove(trace_entry *entry) {
 }
 
 static void tables_clear(void) {
-  if (trace.entries) os_unmap(trace.entries, trace.capacity * sizeof *trace.entries);
+  if (trace.entries) _pa_os_unmap(trace.entries, trace.capacity * sizeof *trace.entries);
   while (trace.chunks) {
     char *next;
     memcpy(&next, trace.chunks, sizeof next);
-    os_unmap(trace.chunks, TRACEBACK_CHUNK);
+    _pa_os_unmap(trace.chunks, TRACEBACK_CHUNK);
     trace.chunks = next;
   }
   memset(trace.buckets, 0, sizeof trace.buckets);
@@ -208,9 +208,9 @@ static void tables_clear(void) {
 /* Every traced pool block's class size less its requested size.  Under the
  * debug hooks the pool block holds their header and guards too, so nothing
  * is counted then. */
-void trace_rounding(size_t *blocks, size_t *bytes) {
+void _pa_trace_rounding(size_t *blocks, size_t *bytes) {
   *blocks = *bytes = 0;
-  if (debug_hooks_on()) return;
+  if (_pa_debug_hooks_on()) return;
   pthread_mutex_lock(&trace.lock);
   for (size_t i = 0; i < trace.capacity; i++) {
     const trace_entry *entry = &trace.entries[i];
@@ -290,16 +290,16 @@ PA_ENTRY static void trace_free(void *ctx, void *p) {
 
 PA_ENTRY static void *trace_aligned(void *ctx, size_t alignment, size_t size) {
   const pa_layer *below = BELOW(ctx);
-  if (trace_busy) return layer_aligned(below, alignment, size);
+  if (trace_busy) return _pa_layer_aligned(below, alignment, size);
   trace_busy = true;
-  void *p = layer_aligned(below, alignment, size);
+  void *p = _pa_layer_aligned(below, alignment, size);
   trace_record(p, size);
   trace_busy = false;
   return p;
 }
 
 static size_t trace_usable_size(void *ctx, const void *p) {
-  return layer_usable_size(BELOW(ctx), p);
+  return _pa_layer_usable_size(BELOW(ctx), p);
 }
 
 int pa_trace_start(int frames) {
@@ -307,7 +307,7 @@ int pa_trace_start(int frames) {
     errno = EINVAL;
     return -1;
   }
-  domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_TRACE may start it */
+  _pa_domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_TRACE may start it */
   pthread_mutex_lock(&trace.lock);
   tables_clear();
   bool grown = entries_grow();
@@ -322,15 +322,15 @@ int pa_trace_start(int frames) {
       .aligned = trace_aligned,
       .usable_size = trace_usable_size,
   };
-  if (!domains_contain(&trace_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM))
-    domains_push(trace_layers, &functions);
+  if (!_pa_domains_contain(&trace_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM))
+    _pa_domains_push(trace_layers, &functions);
   return 0;
 }
 
 /* Taken off the domains when still on top; otherwise it stays and passes
  * every call through. */
 void pa_trace_stop(void) {
-  domains_remove(trace_layers);
+  _pa_domains_remove(trace_layers);
   pthread_mutex_lock(&trace.lock);
   atomic_store_explicit(&trace.frames, 0, memory_order_relaxed);
   tables_clear();
@@ -338,7 +338,7 @@ void pa_trace_stop(void) {
 }
 
 int pa_trace_frames(void) {
-  domain_layer(PA_DOMAIN_MEM); /* POOLALLOC_TRACE may not have been read yet */
+  _pa_domain_layer(PA_DOMAIN_MEM); /* POOLALLOC_TRACE may not have been read yet */
   return atomic_load_explicit(&trace.frames, memory_order_relaxed);
 }
 
@@ -366,7 +366,7 @@ void pa_trace_format_frame(void *frame, char *buf, size_t size) {
 }
 
 /* For the debug hooks' reports: where p was allocated, if it is traced. */
-bool trace_report_block(const void *p) {
+bool _pa_trace_report_block(const void *p) {
   const traceback *origin = trace_releasing.block == p ? trace_releasing.origin : NULL;
   if (origin == NULL && pthread_mutex_trylock(&trace.lock) == 0) {
     trace_entry *entry = entry_find((uintptr_t)p);
@@ -374,11 +374,11 @@ bool trace_report_block(const void *p) {
     pthread_mutex_unlock(&trace.lock);
   }
   if (origin == NULL) return false;
-  pa_message("  allocated at (most recent call first):");
+  _pa_message("  allocated at (most recent call first):");
   for (int i = 0; i < origin->frames; i++) {
     char line[256];
     pa_trace_format_frame(origin->frame[i], line, sizeof line);
-    pa_message("    #%d %s", i, line);
+    _pa_message("    #%d %s", i, line);
   }
   return true;
 }
@@ -405,7 +405,7 @@ pa_snapshot *pa_trace_snapshot(void) {
   for (size_t b = 0; b < TRACEBACK_BUCKETS; b++)
     for (traceback *tb = trace.buckets[b]; tb; tb = tb->next) sites += tb->count > 0;
   size_t mapped = sizeof(pa_snapshot) + sites * sizeof(struct pa_trace_site);
-  pa_snapshot *snapshot = os_map(mapped);
+  pa_snapshot *snapshot = _pa_os_map(mapped);
   if (snapshot == NULL) {
     pthread_mutex_unlock(&trace.lock);
     return NULL;
@@ -429,7 +429,7 @@ pa_snapshot *pa_trace_snapshot(void) {
 }
 
 void pa_snapshot_free(pa_snapshot *snapshot) {
-  if (snapshot) os_unmap(snapshot, snapshot->mapped);
+  if (snapshot) _pa_os_unmap(snapshot, snapshot->mapped);
 }
 
 size_t pa_snapshot_sites(const pa_snapshot *snapshot) { return snapshot->sites; }
@@ -505,7 +505,7 @@ static int by_change(const void *a, const void *b) {
 void pa_snapshot_compare(const pa_snapshot *newer, const pa_snapshot *older,
                                FILE *out, size_t limit) {
   size_t mapped = (newer->sites + older->sites + 1) * sizeof(struct site_change);
-  struct site_change *change = os_map(mapped);
+  struct site_change *change = _pa_os_map(mapped);
   if (change == NULL) {
     fprintf(out, "(no memory to compare snapshots)\n");
     return;
@@ -539,12 +539,12 @@ void pa_snapshot_compare(const pa_snapshot *newer, const pa_snapshot *older,
     print_frames(out, change[i].site);
     shown++;
   }
-  os_unmap(change, mapped);
+  _pa_os_unmap(change, mapped);
 }
 
 /* POOLALLOC_TRACE: what is still allocated at exit, by site. */
 __attribute__((destructor)) static void trace_report_at_exit(void) {
-  if (pa_options.trace == 0 || pa_trace_frames() == 0) return;
+  if (_pa_options.trace == 0 || pa_trace_frames() == 0) return;
   pa_snapshot *snapshot = pa_trace_snapshot();
   if (snapshot == NULL) return;
   FILE *out = fdopen(dup(2), "w");

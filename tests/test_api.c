@@ -167,7 +167,7 @@ static void test_exhaustion(void) {
   void *keep = pa_malloc(8);
   struct pa_stats before, after;
   pa_stats_get(&before);
-  os_fail_after(0);
+  _pa_os_fail_after(0);
   void *blocks[64 * PA_POOLS_PER_ARENA];
   size_t got = 0;
   errno = 0;
@@ -180,7 +180,7 @@ static void test_exhaustion(void) {
   CHECK_EQ(after.classes[pa_domain_class(PA_DOMAIN_MEM, 500)].blocks_in_use, got);
   void *small = pa_malloc(8); /* its pool has room: served */
   CHECK(small != NULL);
-  os_fail_after(-1);
+  _pa_os_fail_after(-1);
   p = pa_malloc(500);
   CHECK(p != NULL);
   pa_free(p);

@@ -33,9 +33,9 @@ static bool mapped(uintptr_t address) {
 }
 
 static bool order_holds(void) {
-  arenas_lock();
-  bool ok = arenas_check_order();
-  arenas_unlock();
+  _pa_arenas_lock();
+  bool ok = _pa_arenas_check_order();
+  _pa_arenas_unlock();
   return ok;
 }
 
@@ -61,8 +61,8 @@ static void test_order_and_release(void) {
   uintptr_t bases[ARENAS];
   size_t arenas_seen = 0;
   for (size_t i = 0; i < TAKEN; i++) {
-    pa_arena *head = arenas_usable_head();
-    pools[i] = arena_take_pool();
+    pa_arena *head = _pa_arenas_usable_head();
+    pools[i] = _pa_arena_take_pool();
     CHECK(pools[i] != NULL);
     pa_arena *arena = pa_arena_of(pools[i]);
     if (head) CHECK(arena == head); /* pools come from the fullest arena */
@@ -82,7 +82,7 @@ static void test_order_and_release(void) {
   }
   bool always_ordered = true;
   for (size_t i = 0; i < TAKEN; i++) {
-    arena_return_pool(pools[i]);
+    _pa_arena_return_pool(pools[i]);
     always_ordered &= order_holds();
   }
   CHECK(always_ordered);
@@ -94,7 +94,7 @@ static void test_order_and_release(void) {
   for (size_t i = 0; i < ARENAS; i++) still_mapped += mapped(bases[i]);
   CHECK_EQ(still_mapped, 1);
 
-  arenas_release_empty();
+  _pa_arenas_release_empty();
   CHECK_EQ(stats().arenas_current, 0);
   still_mapped = 0;
   for (size_t i = 0; i < ARENAS; i++) still_mapped += mapped(bases[i]);
@@ -103,15 +103,15 @@ static void test_order_and_release(void) {
 }
 
 static void take_all(pa_pool **pools, size_t n) {
-  for (size_t i = 0; i < n; i++) pools[i] = arena_take_pool();
+  for (size_t i = 0; i < n; i++) pools[i] = _pa_arena_take_pool();
 }
 static void return_all(pa_pool **pools, size_t n) {
-  for (size_t i = 0; i < n; i++) arena_return_pool(pools[i]);
+  for (size_t i = 0; i < n; i++) _pa_arena_return_pool(pools[i]);
 }
 
 /* Wholly free arenas wait out the delay, are taken back (no new map)
  * before it ends, and go at the first arena event after it, or when the
- * sampling thread calls arenas_decay_idle; the newest stays as the spare. */
+ * sampling thread calls _pa_arenas_decay_idle; the newest stays as the spare. */
 static void test_decay(void) {
   static pa_pool *pools[3 * PA_POOLS_PER_ARENA];
   size_t n = 3 * PA_POOLS_PER_ARENA;
@@ -137,7 +137,7 @@ static void test_decay(void) {
   pa_arena_decay_ms(10);
   sleep_ms(30);
   CHECK_EQ(stats().arenas_current, 3); /* nothing happened to release them */
-  arena_return_pool(arena_take_pool());
+  _pa_arena_return_pool(_pa_arena_take_pool());
   struct pa_stats after = stats();
   CHECK_EQ(after.arenas_current, 1);
   CHECK_EQ(after.arenas_released, before.arenas_released + 2);
@@ -149,9 +149,9 @@ static void test_decay(void) {
   CHECK_EQ(stats().arenas_current, 3);
   pa_arena_decay_ms(10);
   sleep_ms(30);
-  arenas_decay_idle();
+  _pa_arenas_decay_idle();
   CHECK_EQ(stats().arenas_current, 1);
-  arenas_release_empty();
+  _pa_arenas_release_empty();
   CHECK_EQ(stats().arenas_current, 0);
   CHECK(order_holds());
   pa_arena_decay_ms(decay);
@@ -160,17 +160,17 @@ static void test_decay(void) {
 static void test_boundary_hysteresis(void) {
   long decay = pa_arena_decay_ms(0);
   static pa_pool *full[PA_POOLS_PER_ARENA];
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = arena_take_pool();
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = _pa_arena_take_pool();
   size_t before = stats().arenas_allocated_total;
-  for (int i = 0; i < 1000; i++) arena_return_pool(arena_take_pool());
+  for (int i = 0; i < 1000; i++) _pa_arena_return_pool(_pa_arena_take_pool());
   struct pa_stats s = stats();
   CHECK_EQ(s.arenas_allocated_total, before + 1); /* one map, not a thousand */
   CHECK_EQ(s.arenas_current, 2);
   /* Now the first arena becomes wholly free too: only one spare is kept. */
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) arena_return_pool(full[i]);
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) _pa_arena_return_pool(full[i]);
   CHECK_EQ(stats().arenas_current, 1);
   CHECK(order_holds());
-  arenas_release_empty();
+  _pa_arenas_release_empty();
   pa_arena_decay_ms(decay);
 }
 

@@ -21,9 +21,9 @@ static struct pa_stats stats(void) {
 /* The calling thread's own heap record takes every count of its traffic. */
 static void test_counted_in_own_heap(void) {
   void *warm = pa_malloc(16); /* this thread has a heap from here on */
-  const struct pa_heap_counts before = pa_thread_heap->counts;
+  const struct pa_heap_counts before = _pa_thread_heap->counts;
   void *mem = pa_malloc(LARGE), *obj = pa_obj_malloc(LARGE), *raw = pa_raw_malloc(LARGE);
-  const struct pa_heap_counts *now = &pa_thread_heap->counts;
+  const struct pa_heap_counts *now = &_pa_thread_heap->counts;
   CHECK_EQ(now->large_allocations[PA_DOMAIN_MEM] - before.large_allocations[PA_DOMAIN_MEM], 1);
   CHECK_EQ(now->large_allocations[PA_DOMAIN_OBJ] - before.large_allocations[PA_DOMAIN_OBJ], 1);
   CHECK_EQ(now->raw_allocations - before.raw_allocations, 3);
@@ -58,10 +58,10 @@ static void *free_all(void *arg) {
     pa_free(blocks[0][i]);
     pa_free(blocks[1][i]);
   }
-  bool counted_here = pa_thread_heap != &pa_empty_heap &&
-                      pa_thread_heap->counts.frees[PA_DOMAIN_MEM] >= BLOCKS &&
-                      pa_thread_heap->counts.large_frees[PA_DOMAIN_MEM] == BLOCKS &&
-                      pa_thread_heap->counts.raw_frees == BLOCKS;
+  bool counted_here = _pa_thread_heap != &_pa_empty_heap &&
+                      _pa_thread_heap->counts.frees[PA_DOMAIN_MEM] >= BLOCKS &&
+                      _pa_thread_heap->counts.large_frees[PA_DOMAIN_MEM] == BLOCKS &&
+                      _pa_thread_heap->counts.raw_frees == BLOCKS;
   return counted_here ? arg : (void *)1;
 }
 

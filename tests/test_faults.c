@@ -117,7 +117,7 @@ static int walk_step(long allowed_maps) {
   list = pa_freelist_create(&config);
   table = pa_handles_create();
   if (list == NULL || table == NULL) return 1;
-  os_fail_after(allowed_maps);
+  _pa_os_fail_after(allowed_maps);
   unsigned long long rng = 12345;
   for (int i = 0; i < STEPS; i++) {
     step(check_random(&rng), (unsigned char)i);
@@ -127,10 +127,10 @@ static int walk_step(long allowed_maps) {
       if (errno) failed();
     }
   }
-  bool injected = os_failures_injected() > 0;
+  bool injected = _pa_os_failures_injected() > 0;
   if (wrong_errno) return 2;
   if (injected && failures == 0) return 3; /* a refusal nobody saw */
-  os_fail_after(-1);
+  _pa_os_fail_after(-1);
   int failures_before = failures;
   for (int i = 0; i < STEPS; i++) step(check_random(&rng), (unsigned char)(i + 7));
   if (failures != failures_before) return 4; /* the OS gives again: no failure */

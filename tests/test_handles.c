@@ -244,17 +244,17 @@ static void test_threads(void) {
 /* The OS refusing memory: NULL or 0 with ENOMEM, and the table works again
  * once it gives. */
 static void test_out_of_memory(void) {
-  os_fail_after(0);
+  _pa_os_fail_after(0);
   errno = 0;
   CHECK(pa_handles_create() == NULL);
   CHECK_EQ(errno, ENOMEM);
-  os_fail_after(-1);
+  _pa_os_fail_after(-1);
   pa_handles *table = pa_handles_create();
-  os_fail_after(0); /* the first handle needs the slots mapped */
+  _pa_os_fail_after(0); /* the first handle needs the slots mapped */
   errno = 0;
   CHECK_EQ(pa_handle_alloc(table, 24), 0);
   CHECK_EQ(errno, ENOMEM);
-  os_fail_after(-1);
+  _pa_os_fail_after(-1);
   pa_handle h = pa_handle_alloc(table, 24);
   CHECK(h != 0 && pa_handle_get(table, h) != NULL);
   pa_handles_destroy(table);

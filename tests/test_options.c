@@ -51,7 +51,7 @@ static int allocate_around_window(void) {
   void *given = pa_malloc(16);
   if (given == NULL) return 2;
   pa_free(given);
-  return os_maps() >= 3 && os_failures_injected() == 1 ? 0 : 3;
+  return _pa_os_maps() >= 3 && _pa_os_failures_injected() == 1 ? 0 : 3;
 }
 
 /* Exits with the decay delay in force, in units of 10 ms (exit codes

@@ -7,7 +7,7 @@
 #define SIZE 15 /* the seeds' example: goes to the 16-byte class */
 
 static bool in_class_list(pa_pool *pool) {
-  for (pa_pool *p = pa_thread_heap->used[pool->size_class]; p && p != &pa_empty_pool; p = p->next)
+  for (pa_pool *p = _pa_thread_heap->used[pool->size_class]; p && p != &_pa_empty_pool; p = p->next)
     if (p == pool) return true;
   return false;
 }
@@ -81,13 +81,13 @@ static void test_transitions(void) {
   CHECK(second != first);
   CHECK_EQ(first->state, PA_POOL_FULL);
   CHECK(!in_class_list(first)); /* full pools are in no list */
-  CHECK(pa_thread_heap->used[first->size_class] == second);
+  CHECK(_pa_thread_heap->used[first->size_class] == second);
 
   pa_free(blocks[5]); /* full -> used, at the back of the list */
   CHECK_EQ(first->state, PA_POOL_USED);
-  CHECK(pa_thread_heap->used[first->size_class] == second);
+  CHECK(_pa_thread_heap->used[first->size_class] == second);
   CHECK(second->next == first && first->prev == second && first->next == NULL);
-  CHECK(pa_thread_heap->used_tail[first->size_class] == first);
+  CHECK(_pa_thread_heap->used_tail[first->size_class] == first);
   blocks[5] = pa_malloc(SIZE); /* served by the head */
   CHECK(pa_pool_of(blocks[5]) == second);
 
@@ -95,8 +95,8 @@ static void test_transitions(void) {
   CHECK_EQ(first->state, PA_POOL_EMPTY);
   CHECK(!in_class_list(first));
   CHECK(on_arena_freepools(first));
-  CHECK(pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
-  CHECK(pa_thread_heap->used_tail[second->size_class] == second);
+  CHECK(_pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
+  CHECK(_pa_thread_heap->used_tail[second->size_class] == second);
 
   pa_free(blocks[capacity]); /* last pool of its class: kept, not bounced */
   CHECK_EQ(second->state, PA_POOL_USED);

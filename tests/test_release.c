@@ -23,13 +23,13 @@ static void **blocks;
 
 /* BLOCKS blocks of 48 bytes, each touched: about 100 MB. */
 static size_t allocate_all(void) {
-  size_t before = os_resident_bytes();
+  size_t before = _pa_os_resident_bytes();
   blocks = pa_malloc(BLOCKS * sizeof *blocks);
   for (size_t i = 0; i < BLOCKS; i++) {
     blocks[i] = pa_malloc(BLOCK_SIZE);
     memset(blocks[i], (int)i, BLOCK_SIZE);
   }
-  return os_resident_bytes() - before;
+  return _pa_os_resident_bytes() - before;
 }
 
 static void free_all(void) {
@@ -39,7 +39,7 @@ static void free_all(void) {
 
 /* The resident bytes the blocks added that are still resident. */
 static size_t left_of(size_t base) {
-  size_t now = os_resident_bytes();
+  size_t now = _pa_os_resident_bytes();
   return now > base ? now - base : 0;
 }
 
@@ -52,17 +52,17 @@ static void sleep_ms(long ms) {
  * no arena event): at least 80% of the freed memory is back within the
  * decay delay of the calls that follow. */
 static void test_warm_traffic(void) {
-  size_t base = os_resident_bytes();
+  size_t base = _pa_os_resident_bytes();
   size_t added = allocate_all();
   free_all();
-  uint64_t start = os_monotonic_ms();
+  uint64_t start = _pa_os_monotonic_ms();
   size_t left = left_of(base);
-  while (left * 5 > added && os_monotonic_ms() - start < DEADLINE_MS) {
+  while (left * 5 > added && _pa_os_monotonic_ms() - start < DEADLINE_MS) {
     for (int i = 0; i < 1000; i++) pa_free(pa_malloc(BLOCK_SIZE));
     left = left_of(base);
   }
   fprintf(stderr, "warm: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
-          (unsigned long long)(os_monotonic_ms() - start));
+          (unsigned long long)(_pa_os_monotonic_ms() - start));
   CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
   CHECK(left * 5 <= added);
 }
@@ -70,17 +70,17 @@ static void test_warm_traffic(void) {
 /* Frees everything, then makes no call at all: at least 80% is back at
  * once (the wholly free arenas kept warm are bounded). */
 static void test_idle(void) {
-  size_t base = os_resident_bytes();
+  size_t base = _pa_os_resident_bytes();
   size_t added = allocate_all();
   free_all();
-  uint64_t start = os_monotonic_ms();
+  uint64_t start = _pa_os_monotonic_ms();
   size_t left = left_of(base);
-  while (left * 5 > added && os_monotonic_ms() - start < DEADLINE_MS) {
+  while (left * 5 > added && _pa_os_monotonic_ms() - start < DEADLINE_MS) {
     sleep_ms(20);
     left = left_of(base);
   }
   fprintf(stderr, "idle: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
-          (unsigned long long)(os_monotonic_ms() - start));
+          (unsigned long long)(_pa_os_monotonic_ms() - start));
   CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
   CHECK(left * 5 <= added);
 }
@@ -95,13 +95,13 @@ static void test_decay_on_slow_paths(void) {
   static void *kept[KEPT], *freed[FREED];
   for (int i = 0; i < KEPT; i++) memset(kept[i] = pa_malloc(BLOCK_SIZE), 1, BLOCK_SIZE);
   memset(freed, 0, sizeof freed); /* all resident before the base is read */
-  size_t base = os_resident_bytes();
+  size_t base = _pa_os_resident_bytes();
   for (int i = 0; i < FREED; i++) memset(freed[i] = pa_malloc(64), 1, 64);
-  size_t added = os_resident_bytes() - base;
+  size_t added = _pa_os_resident_bytes() - base;
   for (int i = 0; i < FREED; i++) pa_free(freed[i]);
   for (int i = 0; i < KEPT; i += 2) pa_free(kept[i]);
   size_t left_at_once = left_of(base);
-  uint64_t start = os_monotonic_ms();
+  uint64_t start = _pa_os_monotonic_ms();
   size_t left = left_at_once;
   size_t allowed = 2 * PA_ARENA_SIZE + added / 10;
   for (int i = 0; i < KEPT && left > allowed; i += 2) {
@@ -113,7 +113,7 @@ static void test_decay_on_slow_paths(void) {
   }
   fprintf(stderr, "decay: %zu KiB added, %zu KiB left at once, %zu KiB after %llu ms\n",
           added >> 10, left_at_once >> 10, left >> 10,
-          (unsigned long long)(os_monotonic_ms() - start));
+          (unsigned long long)(_pa_os_monotonic_ms() - start));
   CHECK(left_at_once > allowed); /* below the bound: kept warm at first */
   CHECK(left <= allowed);
 }

@@ -184,21 +184,21 @@ static void start(unsigned slot, unsigned long long seed) {
 int main(void) {
   const char *seconds_text = getenv("POOLALLOC_SOAK_SECONDS");
   uint64_t seconds = seconds_text ? strtoull(seconds_text, NULL, 10) : 3;
-  size_t rss_start = os_resident_bytes(), rss_peak = rss_start;
+  size_t rss_start = _pa_os_resident_bytes(), rss_peak = rss_start;
   for (unsigned i = 0; i < THREADS; i++) pthread_mutex_init(&mailboxes[i].lock, NULL);
 
   unsigned long long seed = 0x5eed;
   for (unsigned i = 0; i < THREADS; i++) start(i, check_random(&seed));
   size_t threads = THREADS;
-  uint64_t deadline = os_monotonic_ms() + seconds * 1000;
-  while (os_monotonic_ms() < deadline) {
+  uint64_t deadline = _pa_os_monotonic_ms() + seconds * 1000;
+  while (_pa_os_monotonic_ms() < deadline) {
     for (unsigned i = 0; i < THREADS; i++)
       if (atomic_load(&workers[i].done)) {
         pthread_join(workers[i].thread, NULL);
         start(i, check_random(&seed));
         threads++;
       }
-    size_t rss = os_resident_bytes();
+    size_t rss = _pa_os_resident_bytes();
     if (rss > rss_peak) rss_peak = rss;
     struct timespec pause = {0, 1000000};
     nanosleep(&pause, NULL);
@@ -230,7 +230,7 @@ int main(void) {
    * 1 s or 10 s) is the C library's per-thread heaps and cached thread
    * stacks.  Sanitizers keep shadow memory: no figure then. */
   malloc_trim(0);
-  size_t rss_end = os_resident_bytes();
+  size_t rss_end = _pa_os_resident_bytes();
   printf("%zu threads over %llu s; RSS %zu KiB at start, %zu KiB at peak, %zu KiB at end\n",
          threads, (unsigned long long)seconds, rss_start >> 10, rss_peak >> 10, rss_end >> 10);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every global symbol poolalloc's libraries define must be public API (a
+# pa_ name that include/poolalloc.h declares), carry the internal prefix
+# _pa_, be a C library entry point or C++ operator of the override, or be a
+# linker-made bound of poolalloc's entry-point section.  A program that
+# defines a function named like one of poolalloc's internals then still
+# links against the static library.
+#
+#   check_symbols.sh HEADER LIBRARY...
+set -euo pipefail
+header=$1
+shift
+public=$(grep -oE '\bpa_[a-z0-9_]+\b' "$header" | sort -u)
+override='malloc|free|calloc|realloc|reallocarray|malloc_usable_size|aligned_alloc|posix_memalign|memalign|valloc|pvalloc'
+cxx='_Zn[wa]m.*|_Zd[la]Pv.*'
+linker='__start_poolalloc_entry|__stop_poolalloc_entry'
+status=0
+for lib in "$@"; do
+  case $lib in
+    *.so*) symbols=$(nm -D --defined-only "$lib" | awk 'NF == 3 && $2 != "A" {print $3}') ;;
+    *) symbols=$(nm -g --defined-only "$lib" | awk 'NF == 3 {print $3}') ;;
+  esac
+  bad=$(echo "$symbols" | sort -u | grep -vxE "_pa_[a-z0-9_]+|$override|$cxx|$linker" |
+        grep -vxF "$public" || true)
+  count=$(echo "$symbols" | sort -u | wc -l)
+  if [ -n "$bad" ]; then
+    echo "FAIL: $(basename "$lib") defines symbols outside the public API and the _pa_ prefix:"
+    echo "$bad" | sed 's/^/  /'
+    status=1
+  else
+    echo "$(basename "$lib"): $count global symbols, all public API, _pa_ or override entry points"
+  fi
+done
+exit $status
