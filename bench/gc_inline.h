@@ -1,7 +1,11 @@
 /* CPython's cycle collector written into the benchmark for its one type
  * (gc_bench.c's USE_INLINE variant): what the algorithm costs with none of
- * a library's price.  No function pointers (traverse and clear are the two
- * fields), no checks, no statistics, no finalizers; blocks from
+ * a library's price.  It mirrors src/gc.c's collection (the same steps as
+ * CPython's Modules/gcmodule.c) on purpose, as a second copy that exists
+ * only as this benchmark variant: the library never uses it, and its
+ * figures are in bench/README.md beside the library collector's.  No
+ * function pointers (traverse and clear are the two fields), no checks, no
+ * statistics, no finalizers; blocks from
  * pa_malloc/pa_free.  Same header size as src/gc.c's (32 bytes), same
  * thresholds (700/10/10) and the same rule for the oldest generation
  * (collected once grown by a quarter); no backoff.  It answers one

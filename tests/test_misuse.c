@@ -1,4 +1,4 @@
-/* The misuse table of the README, row by row: each misuse runs in a child
+/* The misuse table of docs/hardening.md, row by row: each misuse runs in a child
  * process, plainly and under the debug hooks (POOLALLOC_DEBUG=1), and what
  * the child did (its exit status or signal, and its report) must be what
  * the table says for this build: the default one or the secure one
@@ -163,7 +163,7 @@ struct row {
   struct outcome plain, debug;
 };
 
-/* The README's table.  Under the debug hooks the hooks see each misuse
+/* docs/hardening.md's table.  Under the debug hooks the hooks see each misuse
  * before the layers below (in either build). */
 static const struct row rows[] = {
 #if PA_SECURE
