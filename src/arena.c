@@ -116,7 +116,7 @@ static void arena_give_back(const pa_arena *arena) {
 }
 
 static pa_arena *arena_new(void) {
-  secure_init();
+  _pa_secure_init();
   pa_arena *arena = arena_record();
   if (arena == NULL) return NULL;
   void *base = arena_obtain(arena);

@@ -46,7 +46,7 @@ static void heap_drain_remote(pa_heap *heap) {
     pa_block *next = pa_block_next(block);
 #if PA_SECURE
     if (next != NULL && pa_arena_of(next) == NULL)
-      secure_fault(PA_FAULT_BAD_FREE_LIST, pa_pool_of(block), block);
+      _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pa_pool_of(block), block);
 #endif
     pa_pool_free_local(heap, pa_pool_of(block), block);
     block = next;

@@ -231,12 +231,12 @@ enum pa_secure_fault {
   PA_FAULT_BAD_FREE_LIST, /* a free-list link leads outside its pool's free blocks */
 };
 #if PA_SECURE
-__attribute__((noreturn, cold)) void secure_fault(enum pa_secure_fault fault, const pa_pool *pool,
+__attribute__((noreturn, cold)) void _pa_secure_fault(enum pa_secure_fault fault, const pa_pool *pool,
                                                   const void *p);
 /* Sets the secrets, once; called before the first block can exist. */
-void secure_init(void);
+void _pa_secure_init(void);
 /* A fresh pool's blocks, all on its free list in random order. */
-void secure_shuffle_pool(pa_pool *pool, pa_heap *owner);
+void _pa_secure_shuffle_pool(pa_pool *pool, pa_heap *owner);
 
 static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
   uintptr_t offset = (uintptr_t)p - (uintptr_t)pool;
@@ -250,7 +250,7 @@ static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
   return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT >> 6];
 }
 #else
-static inline void secure_init(void) {}
+static inline void _pa_secure_init(void) {}
 #endif
 
 /* Secure builds: block, about to be handed out, must lie on a block start
@@ -262,7 +262,7 @@ static inline void secure_init(void) {}
 static inline void pa_secure_check_take(pa_pool *pool, pa_block *block) {
 #if PA_SECURE
   if (__builtin_expect(pa_pool_of(block) != pool || !pa_secure_block_start(pool, block), 0))
-    secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+    _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
 #else
   (void)pool, (void)block;
 #endif
@@ -272,7 +272,7 @@ static inline void pa_secure_mark_taken(pa_pool *pool, pa_block *block) {
   uint64_t bit = pa_secure_bit(pool, block);
   if (__builtin_expect(atomic_fetch_or_explicit(pa_secure_word(pool, block), bit,
                                                 memory_order_relaxed) & bit, 0))
-    secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+    _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
 #else
   (void)pool, (void)block;
 #endif
@@ -286,13 +286,13 @@ static inline void pa_secure_free(pa_pool *pool, const void *p) {
                            pool->size_class >= PA_NUM_CLASSES ||
                            pool->block_size != ((unsigned)pool->size_class + 1) << PA_ALIGNMENT_SHIFT,
                        0))
-    secure_fault(PA_FAULT_BAD_HEADER, pool, p);
+    _pa_secure_fault(PA_FAULT_BAD_HEADER, pool, p);
   if (__builtin_expect(!pa_secure_block_start(pool, p), 0))
-    secure_fault(PA_FAULT_INVALID_FREE, pool, p);
+    _pa_secure_fault(PA_FAULT_INVALID_FREE, pool, p);
   uint64_t bit = pa_secure_bit(pool, p);
   if (__builtin_expect(!(atomic_fetch_and_explicit(pa_secure_word(pool, p), ~bit,
                                                    memory_order_relaxed) & bit), 0))
-    secure_fault(PA_FAULT_DOUBLE_FREE, pool, p);
+    _pa_secure_fault(PA_FAULT_DOUBLE_FREE, pool, p);
 #else
   (void)pool, (void)p;
 #endif

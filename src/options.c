@@ -90,7 +90,7 @@ static void option_arena_decay(const char *text) {
 }
 
 void _pa_options_init(void) {
-  secure_init();
+  _pa_secure_init();
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   _pa_options.show_stats = option_enabled(show_stats);
   if (_pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);

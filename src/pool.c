@@ -60,7 +60,7 @@ void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
 #if PA_SECURE
   pool->canary = _pa_secrets.canary ^ (uintptr_t)pool;
   pool->divisor = UINT64_MAX / block_size + 1;
-  secure_shuffle_pool(pool, owner);
+  _pa_secure_shuffle_pool(pool, owner);
 #endif
 }
 

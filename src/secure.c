@@ -43,7 +43,7 @@ static void secrets_make(void) {
   _pa_secrets.canary = keys[2];
 }
 
-void secure_init(void) { pthread_once(&secrets_once, secrets_make); }
+void _pa_secure_init(void) { pthread_once(&secrets_once, secrets_make); }
 
 static const char *const fault_names[] = {
     [PA_FAULT_DOUBLE_FREE] = "double free",
@@ -59,7 +59,7 @@ static const char *const fault_details[] = {
     [PA_FAULT_BAD_FREE_LIST] = "a free block's link was overwritten (use after free?)",
 };
 
-void secure_fault(enum pa_secure_fault fault, const pa_pool *pool, const void *p) {
+void _pa_secure_fault(enum pa_secure_fault fault, const pa_pool *pool, const void *p) {
   _pa_message("poolalloc: secure: %s of %p (pool %p, blocks of %u bytes): %s; aborting",
              fault_names[fault], p, (const void *)pool, (unsigned)pool->block_size,
              fault_details[fault]);
@@ -83,7 +83,7 @@ static pa_block *pool_block(pa_pool *pool, uintptr_t index) {
  * random block and cut before it comes round, it is the free list, its
  * indices replaced by encoded links on the way.  No memory beyond the
  * pool's own. */
-void secure_shuffle_pool(pa_pool *pool, pa_heap *owner) {
+void _pa_secure_shuffle_pool(pa_pool *pool, pa_heap *owner) {
   uintptr_t n = pa_pool_capacity(pool->block_size);
   for (uintptr_t i = 0; i < n; i++) {
     track_undefined(pool_block(pool, i), sizeof(pa_block));

@@ -14,13 +14,15 @@ public=$(grep -oE '\bpa_[a-z0-9_]+\b' "$header" | sort -u)
 override='malloc|free|calloc|realloc|reallocarray|malloc_usable_size|aligned_alloc|posix_memalign|memalign|valloc|pvalloc'
 cxx='_Zn[wa]m.*|_Zd[la]Pv.*'
 linker='__start_poolalloc_entry|__stop_poolalloc_entry'
+# AddressSanitizer's one-definition-rule indicators for those globals
+asan='__odr_asan\._pa_[a-z0-9_]+'
 status=0
 for lib in "$@"; do
   case $lib in
     *.so*) symbols=$(nm -D --defined-only "$lib" | awk 'NF == 3 && $2 != "A" {print $3}') ;;
     *) symbols=$(nm -g --defined-only "$lib" | awk 'NF == 3 {print $3}') ;;
   esac
-  bad=$(echo "$symbols" | sort -u | grep -vxE "_pa_[a-z0-9_]+|$override|$cxx|$linker" |
+  bad=$(echo "$symbols" | sort -u | grep -vxE "_pa_[a-z0-9_]+|$override|$cxx|$linker|$asan" |
         grep -vxF "$public" || true)
   count=$(echo "$symbols" | sort -u | wc -l)
   if [ -n "$bad" ]; then
