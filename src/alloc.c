@@ -16,7 +16,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 /* ---- The general allocator ----------------------------------------------- */
 
@@ -68,8 +68,9 @@ void *_pa_general_malloc(size_t size, pa_domain domain) {
 }
 
 void _pa_general_free(void *p, pa_domain domain) {
-  if (pa_arena_of(p)) {
-    pa_pool_free(pa_pool_of(p), p, domain);
+  pa_block_info block;
+  if (pa_block_of(p, &block)) {
+    pa_pool_free(block.pool, p, domain);
   } else if (p) {
     count_large(true, domain);
     pa_raw_free(p);
@@ -89,9 +90,10 @@ void *_pa_general_calloc(size_t count, size_t size, pa_domain domain) {
 }
 
 size_t _pa_general_usable_size(const void *p) {
+  pa_block_info block;
   if (p == NULL) return 0;
-  if (pa_arena_of(p) == NULL) return _pa_layer_usable_size(_pa_domain_layer(PA_DOMAIN_RAW), p);
-  return pa_pool_of(p)->block_size;
+  if (!pa_block_of(p, &block)) return _pa_layer_usable_size(_pa_domain_layer(PA_DOMAIN_RAW), p);
+  return block.size;
 }
 
 static void *realloc_move(void *p, size_t old_size, size_t size, pa_domain domain) {
@@ -115,12 +117,13 @@ void *_pa_general_realloc(void *p, size_t size, pa_domain domain) {
     _pa_general_free(p, domain);
     return NULL;
   }
-  if (pa_arena_of(p) == NULL) {
+  pa_block_info block;
+  if (!pa_block_of(p, &block)) {
     if (size <= PA_SMALL_REQUEST_THRESHOLD)
       return realloc_move(p, _pa_general_usable_size(p), size, domain);
     return pa_raw_realloc(p, size);
   }
-  size_t block_size = pa_pool_of(p)->block_size;
+  size_t block_size = block.size;
   if (size <= block_size &&
       (size * 4 > block_size * 3 || size > block_size - pa_domain_spacing(domain)))
     return p;

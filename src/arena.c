@@ -43,7 +43,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "inline.h"
 
 /* Secure builds keep a PROT_NONE page after each arena the OS gives, so an
  * overflow running off its end faults instead of reaching the next one. */
@@ -189,8 +189,10 @@ static pa_pool *arena_pop_pool(pa_arena *arena) {
     arena->freepools = pool->next;
     return pool;
   }
-  pool = (pa_pool *)arena->pool_address;
-  arena->pool_address += PA_POOL_SIZE;
+  uintptr_t address = atomic_load_explicit(&arena->pool_address, memory_order_relaxed);
+  pool = (pa_pool *)address;
+  /* release: a block query that sees the pool carved sees its header */
+  atomic_store_explicit(&arena->pool_address, address + PA_POOL_SIZE, memory_order_release);
   track_undefined(pool, PA_POOL_HEADER_SIZE);
   pool->size_class = PA_CLASS_NONE;
   return pool;
@@ -307,6 +309,11 @@ long pa_arena_decay_ms(long ms) {
     errno = EINVAL;
   pthread_mutex_unlock(&arenas.lock);
   return previous;
+}
+
+unsigned _pa_arena_pools_in_use(const pa_pool *pool) {
+  const pa_arena *arena = pa_arena_of(pool);
+  return arena->ntotalpools - arena->nfreepools;
 }
 
 size_t _pa_arenas_empty_count(void) {

@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define CLEAN_BYTE PA_DEBUG_CLEAN_BYTE
 #define DEAD_BYTE PA_DEBUG_DEAD_BYTE
@@ -162,28 +162,15 @@ static bool bytes_are(const void *at, unsigned char value, size_t n) {
   return first_byte_not(at, value, n) == n;
 }
 
-/* For a pointer into a block that is handed out (or was, for a check):
- * where its block starts, else NULL. */
-static const char *live_block_start(const void *p) {
-  if (pa_arena_of(p) == NULL) return NULL;
-  const pa_pool *pool = pa_pool_of(p);
-  const char *first = (const char *)pool + PA_POOL_HEADER_SIZE;
-  if ((const char *)p < first) return NULL;
-  size_t index = (size_t)((const char *)p - first) / pool->block_size;
-  if (index >= pa_pool_capacity(pool->block_size)) return NULL;
-  return first + index * pool->block_size;
-}
-
-/* The same for any pointer: NULL unless it points into a carved pool. */
-static const char *pool_block_start(const void *p) {
-  pa_arena *arena = pa_arena_of(p);
-  if (arena == NULL) return NULL;
-  const pa_pool *pool = pa_pool_of(p);
-  _pa_arenas_lock(); /* other threads carve pools */
-  bool carved = (uintptr_t)pool < arena->pool_address;
-  _pa_arenas_unlock();
-  if (!carved || pool->block_size == 0 || pool->state == PA_POOL_EMPTY) return NULL;
-  return live_block_start(p);
+/* Where the pool block p points into starts, with its size; NULL unless p
+ * lies in a block of a pool that serves a class. */
+static const char *pool_block_start(const void *p, size_t *size) {
+  pa_block_info block;
+  if (!pa_block_of(p, &block) || block.state == PA_POOL_EMPTY ||
+      block.state == PA_POOL_UNTOUCHED)
+    return NULL;
+  *size = block.size;
+  return block.start;
 }
 
 /* Whether p can be a block of ours at all, without reading past what is
@@ -194,9 +181,10 @@ READS_FREED_MEMORY static bool plausible_block(const void *p) {
   if ((uintptr_t)p % 8 != 0 || (uintptr_t)p < HEADER_SIZE) return false;
   const debug_header *h = header_of(p);
   if (pa_arena_of(p)) {
-    const char *block = pool_block_start(h);
+    size_t block_size;
+    const char *block = pool_block_start(h, &block_size);
     return block != NULL && (size_t)((const char *)p - block) == h->offset &&
-           h->offset + h->size + trailing_span(h->size) <= pa_pool_of(h)->block_size;
+           h->offset + h->size + trailing_span(h->size) <= block_size;
   }
   return _pa_os_is_mapped(h, HEADER_SIZE);
 }
@@ -235,8 +223,8 @@ READS_FREED_MEMORY static void check_block(const void *p, pa_domain releasing, b
 /* A pool block the debug layer freed carries the tag; every byte it did not
  * keep must still be dead. */
 READS_FREED_MEMORY static void check_reused(const char *inner) {
-  if (live_block_start(inner) != inner) return;
-  size_t block_size = pa_pool_of(inner)->block_size;
+  size_t block_size;
+  if (pool_block_start(inner, &block_size) != inner) return;
   uint64_t tag;
   memcpy(&tag, inner + 8, sizeof tag);
   tag ^= FREED_TAG ^ block_size;
@@ -294,12 +282,13 @@ static void debug_release(void *ctx, void *p) {
   debug_header *h = header_of(p);
   char *base = (char *)p - h->offset;
   size_t span = h->offset + h->size + trailing_span(h->size);
-  const char *block = live_block_start(base);
-  if (block == base) span = pa_pool_of(base)->block_size;
+  size_t block_size;
+  bool pool_block = pool_block_start(base, &block_size) == base;
+  if (pool_block) span = block_size;
   size_t header_at = (size_t)((char *)h - base);
   memset(base, DEAD_BYTE, header_at + offsetof(debug_header, size));
   memset(h->guard, DEAD_BYTE, span - (header_at + offsetof(debug_header, guard)));
-  if (block == base) {
+  if (pool_block) {
     uint64_t tag = FREED_TAG ^ span ^ ((uint64_t)header_at << 32);
     memcpy(base + 8, &tag, sizeof tag);
   }

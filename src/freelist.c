@@ -29,7 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "inline.h"
 
 struct pa_freelist {
   char name[PA_FREELIST_NAME_MAX];

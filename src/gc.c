@@ -51,7 +51,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h"
+#include "inline.h"
 
 enum {
   /* frozen (pa_gc_freeze): in no list a collection merges, and past every

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 struct pa_handles {
   struct pa_handles_header header; /* first: the inline pa_handle_get reads it */
@@ -85,12 +85,13 @@ static void *object_alloc(pa_handles *table, size_t size) {
 /* A pool object goes back into the table's own pool, whichever thread uses
  * the table now; a large one through the OBJ domain. */
 static void object_free(pa_handles *table, void *obj) {
-  if (pa_arena_of(obj) == NULL) {
+  pa_block_info block;
+  if (!pa_block_of(obj, &block)) {
     pa_obj_free(obj);
     return;
   }
   table->heap->counts.frees[PA_DOMAIN_OBJ]++;
-  pa_pool_free_owned(table->heap, pa_pool_of(obj), obj);
+  pa_pool_free_owned(table->heap, block.pool, obj);
 }
 
 PA_ENTRY pa_handle pa_handle_alloc(pa_handles *table, size_t size) {
@@ -275,8 +276,7 @@ static int pool_order(const void *a, const void *b) {
 static void pools_rank_arenas(struct pool_set *set) {
   _pa_arenas_lock();
   for (size_t i = 0; i < set->count; i++) {
-    const pa_arena *arena = pa_arena_of(set->info[i].pool);
-    set->info[i].arena_pools = arena->ntotalpools - arena->nfreepools;
+    set->info[i].arena_pools = _pa_arena_pools_in_use(set->info[i].pool);
   }
   _pa_arenas_unlock();
 }
@@ -301,8 +301,9 @@ static bool pools_gather(pa_handles *table, struct pool_set *set) {
   if (!pool_set_init(set, room)) return false;
   for (unsigned i = 0; i < table->header.nslots; i++) {
     struct pa_handle_slot *slot = &table->header.slots[i];
-    if (slot->object == NULL || pa_arena_of(slot->object) == NULL) continue;
-    struct pool_info *info = pool_set_find(set, pa_pool_of(slot->object));
+    pa_block_info block;
+    if (slot->object == NULL || !pa_block_of(slot->object, &block)) continue;
+    struct pool_info *info = pool_set_find(set, block.pool);
     info->pinned |= slot->word != 0;
   }
   pools_rank_arenas(set);
@@ -350,8 +351,9 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
     for (size_t i = set.count; i-- > 0;) first_of_class[set.info[i].size_class] = i;
     for (unsigned i = 0; i < table->header.nslots; i++) {
       struct pa_handle_slot *slot = &table->header.slots[i];
-      if (slot->object == NULL || slot->word != 0 || pa_arena_of(slot->object) == NULL) continue;
-      pa_pool *from = pa_pool_of(slot->object);
+      pa_block_info block;
+      if (slot->object == NULL || slot->word != 0 || !pa_block_of(slot->object, &block)) continue;
+      pa_pool *from = block.pool;
       if (!pool_set_find(&set, from)->source) continue;
       void *to = target_block(table->heap, &set, &first_of_class[from->size_class]);
       if (to == NULL) continue; /* cannot happen: the targets were sized to hold them */

@@ -24,7 +24,7 @@
  */
 #include <errno.h>
 
-#include "internal.h"
+#include "inline.h"
 
 pa_heap _pa_empty_heap = {.used = {[0 ... PA_NUM_CLASSES - 1] = &_pa_empty_pool}};
 _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec"))) = &_pa_empty_heap;

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #define PA_EXPORT __attribute__((visibility("default"))) PA_ENTRY
 

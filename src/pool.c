@@ -28,7 +28,7 @@
  */
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 /* The pool every empty class list points at: no free block, no virgin block,
  * so the fast path fails over to the slow path without testing for NULL. */

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #ifdef POOLALLOC_OVERRIDE
 void *__libc_malloc(size_t size);

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 #if PA_SECURE
 struct _pa_secrets _pa_secrets;

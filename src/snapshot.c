@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "inline.h"
 
 static const char *const pool_state_names[] = {
     [SNAPSHOT_EMPTY] = "empty", [SNAPSHOT_USED] = "used", [SNAPSHOT_FULL] = "full",

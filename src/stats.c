@@ -12,7 +12,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "internal.h"
+#include "inline.h"
 
 /* Adds one used or full pool to the class table and byte totals given. */
 RACY_READS static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,

@@ -28,7 +28,7 @@
 #include <unistd.h>
 #include <unwind.h>
 
-#include "internal.h"
+#include "inline.h"
 
 extern const char __start_poolalloc_entry[] __attribute__((visibility("hidden")));
 extern const char __stop_poolalloc_entry[] __attribute__((visibility("hidden")));
@@ -214,9 +214,10 @@ void _pa_trace_rounding(size_t *blocks, size_t *bytes) {
   pthread_mutex_lock(&trace.lock);
   for (size_t i = 0; i < trace.capacity; i++) {
     const trace_entry *entry = &trace.entries[i];
-    if (entry->block == 0 || pa_arena_of((void *)entry->block) == NULL) continue;
+    pa_block_info block;
+    if (entry->block == 0 || !pa_block_of((void *)entry->block, &block)) continue;
     (*blocks)++;
-    *bytes += pa_pool_of((void *)entry->block)->block_size - entry->size;
+    *bytes += block.size - entry->size;
   }
   pthread_mutex_unlock(&trace.lock);
 }

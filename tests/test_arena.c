@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 /* Read with open and read, into a static buffer: under Valgrind, the
  * malloc fopen would call may map memory where a released arena was. */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 static atomic_bool stop;
 static void *shared_blocks[4];

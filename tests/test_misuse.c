@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 enum { SIZE = 64, UNNOTICED = 3 };
 

@@ -2,7 +2,7 @@
  * order), LIFO reuse of freed blocks, and the used/full/empty transitions
  * with their list membership. */
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 #define SIZE 15 /* the seeds' example: goes to the 16-byte class */
 
@@ -135,7 +135,33 @@ static void test_empty_pool_reuse(void) {
   pa_collect();
 }
 
+/* The block query: a live block, a pointer inside it, the pool header, a
+ * pool of the arena never carved, and pointers that are not poolalloc's. */
+static void test_block_query(void) {
+  char *p = pa_malloc(100);
+  pa_block_info block;
+  CHECK(pa_block_of(p, &block));
+  CHECK(block.pool == pa_pool_of(p));
+  CHECK(block.start == p);
+  CHECK_EQ(block.size, 112);
+  CHECK(block.state == PA_POOL_USED || block.state == PA_POOL_FULL);
+  CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 112);
+  CHECK(pa_block_of(block.pool, &block) && block.start == NULL && block.size == 112);
+  /* the arena's last pool is not carved while only a few are in use */
+  char *last = (char *)pa_arena_of(p)->base + PA_ARENA_SIZE - 16;
+  CHECK(pa_block_of(last, &block));
+  CHECK(block.state == PA_POOL_UNTOUCHED && block.start == NULL && block.size == 0);
+  int on_stack = 0;
+  static int in_data;
+  CHECK(!pa_block_of(NULL, &block));
+  CHECK(!pa_block_of(&on_stack, &block));
+  CHECK(!pa_block_of(&in_data, &block));
+  CHECK(!pa_block_of((void *)((uintptr_t)1 << 60), &block));
+  pa_free(p);
+}
+
 int main(void) {
+  test_block_query();
   /* A live block of another class keeps the arena mapped, so the tests can
    * look at pools after pa_collect() has given them back. */
   void *pin = pa_malloc(500);

@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 static int static_variable;
 

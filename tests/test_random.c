@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 #define SLOTS 2000
 

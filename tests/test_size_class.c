@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #include "check.h"
-#include "internal.h"
+#include "inline.h"
 
 static void test_mapping(void) {
   CHECK_EQ(PA_NUM_CLASSES, 512 / POOLALLOC_ALIGNMENT);

@@ -1,0 +1,289 @@
+/*
+ * The inline fast paths: size classes, free-block links (encoded in secure
+ * builds), a pool's take and free, the radix tree's lookup and the block
+ * query built on it, and the malloc and free fast paths the domain entry
+ * points and the override share.  Everything past these is out of line in
+ * the files src/internal.h lists.
+ */
+#ifndef POOLALLOC_INLINE_H
+#define POOLALLOC_INLINE_H
+
+#include "internal.h"
+
+#pragma GCC visibility push(hidden)
+
+static inline size_t pa_size_class(size_t size) {
+  return (size - 1) >> PA_ALIGNMENT_SHIFT;
+}
+/* The class a request of size bytes (1..512) takes through domain.  Every
+ * domain but OBJ rounds up to a multiple of 16 (with 8-byte spacing, an odd
+ * class), so each of its blocks of 16 bytes or more is 16-byte aligned, as
+ * malloc's results must be wherever alignof(max_align_t) is 16 (x86-64):
+ * pools and their headers are 16-aligned.  OBJ keeps the seeds' classes, 8
+ * bytes apart, for callers whose objects need no more than 8.  One `or`
+ * on the fast path; requests of 1..8 bytes then take 16, as in CPython 3.8+
+ * (bpo-27987). */
+static inline size_t pa_domain_class(pa_domain domain, size_t size) {
+  size_t size_class = pa_size_class(size);
+  return PA_ALIGNMENT == 8 && domain != PA_DOMAIN_OBJ ? size_class | 1 : size_class;
+}
+/* The spacing of the classes domain's requests take. */
+static inline size_t pa_domain_spacing(pa_domain domain) {
+  return domain == PA_DOMAIN_OBJ ? PA_ALIGNMENT : 16;
+}
+static inline size_t pa_class_block_size(unsigned size_class) {
+  return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
+}
+static inline size_t pa_pool_capacity(size_t block_size) {
+  return (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) / block_size;
+}
+static inline pa_pool *pa_pool_of(const void *p) {
+  return (pa_pool *)((uintptr_t)p & ~(uintptr_t)PA_POOL_MASK);
+}
+
+/* Free-block links as stored: plain, or in secure builds encoded with the
+ * process's secret keys and the address they are stored at (glibc's
+ * safe-linking and mimalloc's encoded free lists), so a link overwritten
+ * through a dangling pointer decodes to garbage that the checks catch. */
+#if PA_SECURE
+extern struct _pa_secrets {
+  uintptr_t link_keys[2];
+  uint64_t canary;
+} _pa_secrets;
+#endif
+
+static inline pa_block *pa_link_encode(const void *where, const pa_block *next) {
+#if PA_SECURE
+  uintptr_t x = ((uintptr_t)next ^ _pa_secrets.link_keys[1]) + ((uintptr_t)where >> 4);
+  unsigned shift = (unsigned)(_pa_secrets.link_keys[0] & 63);
+  return (pa_block *)(((x << shift) | (x >> ((64 - shift) & 63))) + _pa_secrets.link_keys[0]);
+#else
+  (void)where;
+  return (pa_block *)next;
+#endif
+}
+
+static inline pa_block *pa_link_decode(const void *where, const pa_block *stored) {
+#if PA_SECURE
+  uintptr_t x = (uintptr_t)stored - _pa_secrets.link_keys[0];
+  unsigned shift = (unsigned)(_pa_secrets.link_keys[0] & 63);
+  x = (x >> shift) | (x << ((64 - shift) & 63));
+  return (pa_block *)((x - ((uintptr_t)where >> 4)) ^ _pa_secrets.link_keys[1]);
+#else
+  (void)where;
+  return (pa_block *)stored;
+#endif
+}
+
+static inline pa_block *pa_block_next(const pa_block *block) {
+  return pa_link_decode(block, block->next);
+}
+static inline void pa_block_set_next(pa_block *block, const pa_block *next) {
+  block->next = pa_link_encode(block, next);
+}
+
+#if PA_SECURE
+static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
+  uintptr_t offset = (uintptr_t)p - (uintptr_t)pool;
+  return offset >= sizeof(pa_pool) && offset < POOLALLOC_POOL_SIZE &&
+         (uint64_t)(uint32_t)(offset - sizeof(pa_pool)) * pool->divisor <= pool->divisor - 1;
+}
+static inline uint64_t pa_secure_bit(const pa_pool *pool, const void *p) {
+  return (uint64_t)1 << ((((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT) & 63);
+}
+static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
+  return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT >> 6];
+}
+#endif
+
+/* Secure builds: block, about to be handed out, must lie on a block start
+ * of pool (a corrupted link or header fails here, before the link is read);
+ * once it is off the free list it is marked handed out, and must not have
+ * been.  In that order, so a fork() that catches another thread between
+ * the steps leaves the child a block that is merely lost, never one both
+ * free and handed out. */
+static inline void pa_secure_check_take(pa_pool *pool, pa_block *block) {
+#if PA_SECURE
+  if (__builtin_expect(pa_pool_of(block) != pool || !pa_secure_block_start(pool, block), 0))
+    _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+#else
+  (void)pool, (void)block;
+#endif
+}
+static inline void pa_secure_mark_taken(pa_pool *pool, pa_block *block) {
+#if PA_SECURE
+  uint64_t bit = pa_secure_bit(pool, block);
+  if (__builtin_expect(atomic_fetch_or_explicit(pa_secure_word(pool, block), bit,
+                                                memory_order_relaxed) & bit, 0))
+    _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
+#else
+  (void)pool, (void)block;
+#endif
+}
+
+/* Secure builds: before any free trusts pool's header, the header and p
+ * are checked, and p is marked free: a second free of it fails here. */
+static inline void pa_secure_free(pa_pool *pool, const void *p) {
+#if PA_SECURE
+  if (__builtin_expect(pool->canary != (_pa_secrets.canary ^ (uintptr_t)pool) ||
+                           pool->size_class >= PA_NUM_CLASSES ||
+                           pool->block_size != ((unsigned)pool->size_class + 1) << PA_ALIGNMENT_SHIFT,
+                       0))
+    _pa_secure_fault(PA_FAULT_BAD_HEADER, pool, p);
+  if (__builtin_expect(!pa_secure_block_start(pool, p), 0))
+    _pa_secure_fault(PA_FAULT_INVALID_FREE, pool, p);
+  uint64_t bit = pa_secure_bit(pool, p);
+  if (__builtin_expect(!(atomic_fetch_and_explicit(pa_secure_word(pool, p), ~bit,
+                                                   memory_order_relaxed) & bit), 0))
+    _pa_secure_fault(PA_FAULT_DOUBLE_FREE, pool, p);
+#else
+  (void)pool, (void)p;
+#endif
+}
+
+/* Hands out a block from the free list, else carves a virgin one; NULL when
+ * the pool has none left.  Inlined: this is the allocation fast path. */
+static inline void *pa_pool_take_block(pa_pool *pool) {
+  pa_block *block = pool->free;
+  if (__builtin_expect(block != NULL, 1)) {
+    track_link_read(block);
+    pa_secure_check_take(pool, block);
+    pool->count++; /* first: then it compiles to one add to memory */
+    pool->free = pa_block_next(block);
+    pa_secure_mark_taken(pool, block);
+    track_malloc(block, pool->block_size);
+    return block;
+  }
+  if (__builtin_expect(pool->nextoffset <= pool->maxnextoffset, 1)) {
+    block = (pa_block *)((char *)pool + pool->nextoffset);
+    pool->nextoffset += pool->block_size;
+    pool->count++;
+    track_malloc(block, pool->block_size);
+    return block;
+  }
+  return NULL;
+}
+
+/* The owner's free; transitions are out of line.  A pool going empty that is
+ * the only one in its class list (no neighbours) stays, so that case is
+ * settled inline: a malloc/free loop of one size never leaves this path. */
+static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
+  pa_block *block = (pa_block *)p;
+  pa_block_set_next(block, pool->free);
+  pool->free = block;
+  if (__builtin_expect(--pool->count == 0, 0)) {
+    if (pool->next != NULL || pool->prev != NULL) _pa_pool_after_free(heap, pool);
+  } else if (__builtin_expect(pool->state == PA_POOL_FULL, 0)) {
+    _pa_pool_after_free(heap, pool);
+  }
+}
+/* A free into a pool of a heap the caller stands for (a handle table's):
+ * checked, described to the memory checkers, then done. */
+static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
+  pa_secure_free(pool, p);
+  track_free(p, pool->block_size);
+  pa_pool_free_local(heap, pool, p);
+}
+
+/* So a pool going empty was never full (pa_pool_free_local relies on it). */
+_Static_assert((POOLALLOC_POOL_SIZE - sizeof(pa_pool)) / 512 >= 2, "every pool holds two blocks");
+
+static inline pa_heap *pa_counting_heap(void) {
+  pa_heap *heap = _pa_thread_heap;
+  return __builtin_expect(heap != &_pa_empty_heap, 1) ? heap : _pa_heap_for_counting();
+}
+
+/* ---- Address -> arena, and the block query ---------------------------- */
+
+/* The arena holding p, or NULL; exact, and never reads the memory at p:
+ * foreign pointers, NULL and addresses beyond 48 bits all answer NULL.
+ * root_limit is PA_RADIX_ROOT_LEN, or 0 to answer NULL for everything (see
+ * _pa_fast below). */
+static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
+  uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
+  uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
+  if (__builtin_expect(root_index >= root_limit, 0)) return NULL;
+  pa_radix_leaf *leaf = atomic_load_explicit(&_pa_radix_root[root_index], memory_order_acquire);
+  if (__builtin_expect(leaf == NULL, 0)) return NULL;
+  return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
+}
+
+static inline pa_arena *pa_arena_of(const void *p) {
+  return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
+}
+
+/* The block query: what poolalloc knows of a pointer into its arenas. */
+typedef struct pa_block_info {
+  pa_pool *pool;  /* the pool the pointer lies in */
+  char *start;    /* the block it lies in; NULL in a header, a pool's tail,
+                     a pool that has no class or was never carved */
+  size_t size;    /* the pool's block size; 0 without a class */
+  uint8_t state;  /* the pool's: enum pa_pool_state (PA_POOL_UNTOUCHED too) */
+} pa_block_info;
+
+/* True, and *out filled, for a pointer into poolalloc's arenas; false for
+ * any other (NULL, foreign, unmapped), without reading the memory at p.
+ * The one place that reads a pool's record for a pointer: today the header
+ * in the pool's first bytes.  Inlined, a caller that never reads `start`
+ * pays no division. */
+static inline bool pa_block_of(const void *p, pa_block_info *out) {
+  pa_arena *arena = pa_arena_of(p);
+  if (arena == NULL) return false;
+  pa_pool *pool = pa_pool_of(p);
+  *out = (pa_block_info){pool, NULL, 0, PA_POOL_UNTOUCHED};
+  if ((uintptr_t)pool >= atomic_load_explicit(&arena->pool_address, memory_order_acquire))
+    return true;
+  out->state = pool->state;
+  out->size = pool->block_size;
+  uintptr_t first = (uintptr_t)pool + PA_POOL_HEADER_SIZE;
+  if (out->size == 0 || (uintptr_t)p < first) return true;
+  uintptr_t index = ((uintptr_t)p - first) / out->size;
+  if (index < pa_pool_capacity(out->size)) out->start = (char *)(first + index * out->size);
+  return true;
+}
+
+/* ---- The fast paths, shared by the domain entry points and the override -- */
+
+static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain domain) {
+  void *block = pa_pool_take_block(heap->used[pa_domain_class(domain, size)]);
+  if (__builtin_expect(block != NULL, 1)) heap->counts.allocations[domain]++;
+  return block;
+}
+
+/* Past the limit test the default layer serves this domain, so an exhausted
+ * pool goes straight to the heap's slow path. */
+static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
+  size_t limit = atomic_load_explicit(&_pa_fast.small_request, memory_order_relaxed);
+  if (__builtin_expect(size - 1 < limit, 1)) {
+    pa_heap *heap = _pa_thread_heap;
+    void *block = pa_heap_take_small(heap, size, domain);
+    if (__builtin_expect(block != NULL, 1)) return block;
+    return _pa_heap_malloc_slow(heap, size, domain);
+  }
+  return _pa_domain_malloc(size, domain);
+}
+
+/* p is a block of pool. */
+static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
+  pa_heap *heap = _pa_thread_heap;
+  pa_secure_free(pool, p);
+  track_free(p, pool->block_size);
+  if (__builtin_expect(pool->owner == heap, 1)) {
+    heap->counts.frees[domain]++;
+    pa_pool_free_local(heap, pool, p);
+  } else {
+    _pa_heap_free_remote(heap, pool->owner, p, domain);
+  }
+}
+
+static inline void pa_free_fast(pa_domain domain, void *p) {
+  uintptr_t limit = atomic_load_explicit(&_pa_fast.radix_root, memory_order_relaxed);
+  if (__builtin_expect(pa_arena_lookup(p, limit) == NULL, 0)) {
+    _pa_domain_free(p, domain);
+    return;
+  }
+  pa_pool_free(pa_pool_of(p), p, domain);
+}
+
+#pragma GCC visibility pop
+#endif

@@ -1,0 +1,327 @@
+/*
+ * poolalloc's types: the build-time geometry and every structure, shared by
+ * the internal headers (src/internal.h: the functions each file offers,
+ * lowest layer first; src/inline.h: the inline fast paths).  The picture
+ * first (numbers are the defaults):
+ *
+ *   request path:  public API (alloc.c, override.c) ──> domain RAW / MEM / OBJ
+ *     (domain.c: the default layer, or a chain on top of it: a user's
+ *     pa_set_allocator, debug.c, trace.c) ──> general allocator (alloc.c)
+ *     ──> thread heap (heap.c) ──> pool (pool.c) ──> arena (arena.c) ──> OS
+ *
+ *   OS ──mmap──> arena (256 KiB, aligned to 256 KiB) ──carved into──> 64 pools
+ *
+ *   arena  [pool 0][pool 1][pool 2] ... [pool 63]        4 KiB each
+ *   pool   [header 48 B][block][block][block]...[waste]  one size class each
+ *
+ *   radix tree:  address >> ARENA_BITS ──> arena record (or NULL: not ours)
+ *
+ *   thread heap (one per thread)
+ *     used[class] ──> pool <──> pool <──> pool      doubly linked, O(1) unhook
+ *     remote      ──> blocks freed by other threads (atomic stack)
+ *
+ *   arenas (shared, one lock)
+ *     usable ──> arena <──> arena <──> arena   ascending by free pools
+ *     all    ──> every arena held, doubly linked (the seeds' arena list)
+ *     arena->freepools ──> pool ──> pool       empty pools, singly linked
+ *
+ * A pool is *used* (in its heap's class list: at least one block free),
+ * *full* (in no list) or *empty* (on its arena's freepools stack, no class).
+ * Full pools need no list: a free into one relinks it at the front of its
+ * class list.  The one exception to "count == 0 means empty": a heap keeps
+ * the last pool of a class in its list even when all its blocks are free, so
+ * a malloc/free loop of one size does not bounce the pool through the arena
+ * lock on every call (CPython keeps one spare arena for the same reason).
+ */
+#ifndef POOLALLOC_TYPES_H
+#define POOLALLOC_TYPES_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "poolalloc.h"
+#include "track.h"
+
+/* Nothing declared here leaves the shared library; it also lets the compiler
+ * reach these globals without going through the GOT.  In the static library
+ * they are global, so every one carries the reserved prefix _pa_, which no
+ * program's own names take (tests/check_symbols.sh checks every library). */
+#pragma GCC visibility push(hidden)
+
+/* ---- Build-time geometry ------------------------------------------------ */
+
+/* Spacing of the size classes.  8 is the seeds' value (64 classes, blocks of
+ * 8, 16, ..., 512): the OBJ domain's classes, while MEM and RAW take every
+ * other one (pa_domain_class below).  16 is CPython 3.8+'s on 64-bit (32
+ * classes), which makes every domain's blocks 16-byte aligned at the cost
+ * of more rounding waste for objects. */
+#ifndef POOLALLOC_ALIGNMENT
+#define POOLALLOC_ALIGNMENT 8
+#endif
+/* One pool serves one size class.  4 KiB is an OS page: the seeds' value. */
+#ifndef POOLALLOC_POOL_SIZE
+#define POOLALLOC_POOL_SIZE 4096
+#endif
+/* The unit taken from the OS.  256 KiB holds 64 pools of 4 KiB. */
+#ifndef POOLALLOC_ARENA_SIZE
+#define POOLALLOC_ARENA_SIZE (256 * 1024)
+#endif
+
+#define PA_ALIGNMENT ((size_t)POOLALLOC_ALIGNMENT)
+#define PA_ALIGNMENT_SHIFT __builtin_ctzll(POOLALLOC_ALIGNMENT)
+/* Requests above PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
+ * since 3.3) go to the raw layer. */
+#define PA_NUM_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
+
+#define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
+#define PA_POOL_MASK (PA_POOL_SIZE - 1)
+#define PA_ARENA_SIZE ((size_t)POOLALLOC_ARENA_SIZE)
+#define PA_ARENA_BITS __builtin_ctzll(POOLALLOC_ARENA_SIZE)
+#define PA_POOLS_PER_ARENA (POOLALLOC_ARENA_SIZE / POOLALLOC_POOL_SIZE)
+
+_Static_assert(POOLALLOC_ALIGNMENT == 8 || POOLALLOC_ALIGNMENT == 16,
+               "POOLALLOC_ALIGNMENT must be 8 or 16");
+_Static_assert((POOLALLOC_POOL_SIZE & (POOLALLOC_POOL_SIZE - 1)) == 0 &&
+                   POOLALLOC_POOL_SIZE >= 4096 && POOLALLOC_POOL_SIZE <= (1 << 20),
+               "POOLALLOC_POOL_SIZE must be a power of two from 4 KiB to 1 MiB");
+_Static_assert((POOLALLOC_ARENA_SIZE & (POOLALLOC_ARENA_SIZE - 1)) == 0 &&
+                   POOLALLOC_ARENA_SIZE >= 2 * POOLALLOC_POOL_SIZE &&
+                   POOLALLOC_ARENA_SIZE <= (1 << 30),
+               "POOLALLOC_ARENA_SIZE must be a power of two, at least two pools, at most 1 GiB");
+
+/* ---- Secure mode (-DPOOLALLOC_SECURE=ON, src/secure.c) ------------------ */
+
+/* For programs that face hostile input: free-block links stored encoded, a
+ * bit per block says whether it is handed out (so every double free and
+ * every free of a pointer that is not a live block's start is caught), a
+ * canary closes each pool header, fresh pools hand their blocks out in
+ * random order, and each arena has a PROT_NONE page after it.  Any fault
+ * found is reported and the process aborts: a heap known to be corrupt is
+ * not worked on. */
+#ifdef POOLALLOC_SECURE
+#define PA_SECURE 1
+#else
+#define PA_SECURE 0
+#endif
+/* One bit per PA_ALIGNMENT bytes of a pool: every block starts on one. */
+#define PA_SECURE_BITMAP_WORDS (POOLALLOC_POOL_SIZE / POOLALLOC_ALIGNMENT / 64)
+
+/* ---- Pools ---------------------------------------------------------------- */
+
+typedef struct pa_block {
+  struct pa_block *next; /* the link lives in the first word of a free block */
+} pa_block;
+
+typedef struct pa_heap pa_heap;
+
+enum pa_pool_state {
+  PA_POOL_EMPTY = 0,     /* on an arena's freepools stack */
+  PA_POOL_USED = 1,      /* in its heap's class list */
+  PA_POOL_FULL = 2,      /* in no list */
+  PA_POOL_UNTOUCHED = 3, /* never carved from its arena (the block query's answer only) */
+};
+
+/* Lives at the start of every pool; 48 bytes (128 in secure builds), a
+ * multiple of 16, so blocks whose size is a multiple of 16 are 16-byte
+ * aligned. */
+typedef struct pa_pool {
+  pa_block *free;         /* blocks freed by the owner, reused first */
+  struct pa_pool *next;   /* class list (used) or freepools stack (empty) */
+  struct pa_pool *prev;   /* class list only */
+  pa_heap *owner;         /* the heap that allocates from this pool */
+  uint32_t count;         /* blocks handed out */
+  uint32_t nextoffset;    /* first never-used ("virgin") block: bump carving */
+  uint32_t maxnextoffset; /* nextoffset past this: the pool is carved out */
+  uint16_t block_size;
+  uint8_t size_class; /* PA_CLASS_NONE when never initialised */
+  uint8_t state;      /* enum pa_pool_state */
+#if PA_SECURE
+  /* UINT64_MAX / block_size + 1: "is offset a multiple of block_size" with
+   * a multiply instead of a division (Lemire, Kaser, Kurz 2019) */
+  uint64_t divisor;
+  /* bit i set: a block starting PA_ALIGNMENT * i bytes into the pool is
+   * handed out.  Atomic: other threads' frees clear bits. */
+  _Atomic uint64_t handed_out[PA_SECURE_BITMAP_WORDS];
+  /* last, next to the first block, so an underflow reaches it first */
+  uint64_t canary; /* the secret ^ the pool's address */
+#endif
+} pa_pool;
+
+#define PA_POOL_HEADER_SIZE sizeof(pa_pool)
+#define PA_CLASS_NONE 0xff
+_Static_assert(sizeof(pa_pool) % 16 == 0, "pool header must keep 16-byte alignment");
+_Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
+
+/* Secure builds: the faults, reported with the address and the pool's
+ * block size, then abort (src/secure.c). */
+enum pa_secure_fault {
+  PA_FAULT_DOUBLE_FREE,   /* the block is not handed out */
+  PA_FAULT_INVALID_FREE,  /* not the start of a block of its pool */
+  PA_FAULT_BAD_HEADER,    /* the pool header fails its checks */
+  PA_FAULT_BAD_FREE_LIST, /* a free-list link leads outside its pool's free blocks */
+};
+
+/* ---- Thread heaps -------------------------------------------------------- */
+
+/* One thread's objects of one free-list index (src/freelist.c), linked
+ * through their first word.  Owned by the heap's thread; statistics read
+ * the counters racily. */
+struct freelist_bin {
+  pa_block *head;
+  uint32_t count;
+  size_t hits, misses, overflows;
+};
+#define PA_FREELIST_BINS_PER_CHUNK 64
+#define PA_FREELIST_CHUNKS (PA_FREELIST_MAX_SIZES / PA_FREELIST_BINS_PER_CHUNK)
+
+/* What a thread counts of its own traffic, in its heap record: plain
+ * counters only that thread writes (statistics read them racily and sum
+ * every heap's), so no request writes a cache line another thread writes.
+ * Arrays are indexed by domain. */
+struct pa_heap_counts {
+  size_t allocations[3];       /* blocks taken from the pools (RAW's slot stays 0) */
+  size_t frees[3];             /* blocks given back to any heap's pools */
+  size_t large_allocations[3]; /* MEM and OBJ requests sent on to the raw domain */
+  size_t large_frees[3];       /* the frees of those */
+  size_t raw_allocations, raw_frees;
+  size_t raw_bytes_allocated, raw_bytes_freed; /* as the raw allocator sized them */
+  size_t raw_bytes_published; /* the net of those last added to the shared total (raw.c) */
+};
+
+struct pa_heap {
+  pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &_pa_empty_pool */
+  pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
+  struct pa_heap_counts counts;
+  /* free-list bins by global bin number, in chunks made on first use and
+   * never freed (statistics may read them at any time) */
+  _Atomic(struct freelist_bin *) freelist_bins[PA_FREELIST_CHUNKS];
+#if PA_SECURE
+  uint64_t random; /* the state of its fresh pools' shuffles */
+#endif
+  /* What other threads write, on a cache line of its own: a free into
+   * this heap's pools never touches the lines its owner writes. */
+  _Alignas(64) _Atomic(pa_block *) remote; /* blocks other threads freed into our pools */
+  atomic_bool abandoned; /* its thread exited; waits for adoption */
+  _Alignas(64) pa_heap *next_all; /* every heap ever made (heaps are recycled) */
+  pa_heap *next_abandoned;
+  unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
+  bool table;     /* a handle table's heap (src/handle.c), no thread's */
+  int thread;     /* kernel id of the thread using it; 0 while abandoned */
+};
+
+/* ---- Arenas -------------------------------------------------------------- */
+
+typedef struct pa_arena {
+  uintptr_t base;             /* PA_ARENA_SIZE aligned */
+  _Atomic uintptr_t pool_address; /* next never-carved pool: the block query reads it unlocked */
+  unsigned nfreepools;        /* empty pools on freepools + never-carved pools */
+  unsigned ntotalpools;
+  pa_pool *freepools;         /* empty pools, singly linked */
+  struct pa_arena *next;      /* usable list, ascending nfreepools */
+  struct pa_arena *prev;
+  struct pa_arena *all_next;  /* every arena held */
+  struct pa_arena *all_prev;
+  void *mapping;              /* what the arena allocator returned: base, or */
+  size_t mapping_size;        /* a region twice as large holding it */
+  const pa_arena_allocator *source; /* the allocator that made it */
+  uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
+} pa_arena;
+
+/* ---- Address -> arena ---------------------------------------------------- */
+
+#define PA_ADDRESS_BITS 48
+#define PA_RADIX_KEY_BITS (PA_ADDRESS_BITS - PA_ARENA_BITS)
+#define PA_RADIX_LEAF_BITS (PA_RADIX_KEY_BITS / 2)
+#define PA_RADIX_ROOT_BITS (PA_RADIX_KEY_BITS - PA_RADIX_LEAF_BITS)
+#define PA_RADIX_ROOT_LEN ((size_t)1 << PA_RADIX_ROOT_BITS)
+#define PA_RADIX_LEAF_LEN ((size_t)1 << PA_RADIX_LEAF_BITS)
+
+typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
+
+/* Every function between a public entry point and the layers on top of the
+ * domains goes in this section, so tracing can tell poolalloc's frames from
+ * the caller's (src/trace.c). */
+#define PA_ENTRY __attribute__((section("poolalloc_entry")))
+
+/* ---- Domains and their allocators (src/domain.c) ------------------------- */
+
+/* One allocator in a domain's chain: the struct users see (api) plus what
+ * poolalloc needs beyond it.  Those two are NULL for allocators set with
+ * pa_set_allocator; `below` (the layer that was current then) answers. */
+typedef struct pa_layer {
+  pa_allocator api;
+  void *(*aligned)(void *ctx, size_t alignment, size_t size);
+  size_t (*usable_size)(void *ctx, const void *p);
+  const struct pa_layer *below;
+} pa_layer;
+
+/* The fast paths compare against these limits instead of constants, which
+ * costs nothing (a compare with memory instead of an immediate).  While any
+ * allocator other than the default serves MEM or OBJ (a user's, the debug
+ * hooks, tracing), and before the options are read, both are 0: every call
+ * then fails its fast test and reaches _pa_domain_malloc/_pa_domain_free, which
+ * dispatch through the domain's allocator. */
+struct pa_fast_limits {
+  _Atomic size_t small_request; /* PA_SMALL_REQUEST_THRESHOLD, or 0 */
+  _Atomic uintptr_t radix_root; /* PA_RADIX_ROOT_LEN, or 0 */
+};
+
+/* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
+
+/* Statistics read counters their owners write without a lock: these reads
+ * race by design. */
+#define RACY_READS __attribute__((no_sanitize("thread")))
+
+/* One pool as a snapshot keeps it. */
+enum { SNAPSHOT_EMPTY, SNAPSHOT_USED, SNAPSHOT_FULL, SNAPSHOT_UNTOUCHED };
+struct snapshot_pool {
+  uint8_t state; /* SNAPSHOT_* */
+  uint8_t size_class;
+  uint32_t in_use;
+  uint32_t heap; /* owning heap's id; 0 for empty and untouched pools */
+};
+/* Where a walk copies the pools: room arenas' worth; `arenas` says how many
+ * were copied, `overflow` that more were held. */
+struct pool_records {
+  uintptr_t *bases;
+  struct snapshot_pool *pools;
+  size_t room, arenas;
+  bool overflow;
+};
+
+/* A heap snapshot in memory mapped from the OS: taken under the locks,
+ * written (with stdio, which may malloc) after they are released. */
+struct snapshot {
+  size_t mapped; /* bytes of this record */
+  uint64_t taken_ms;
+  struct pa_stats stats;
+  size_t nheaps;
+  struct pa_heap_stats *heaps;
+  struct pool_records records;
+};
+
+/* ---- Options (POOLALLOC_* environment variables) ------------------------- */
+
+#define PA_OPTION_PATH_MAX 512
+/* Arena decay: mimalloc's purge delay by default; at most an hour. */
+#define PA_ARENA_DECAY_DEFAULT_MS 10
+#define PA_ARENA_DECAY_MAX_MS 3600000
+struct _pa_options {
+  bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
+  bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
+  bool debug;      /* POOLALLOC_DEBUG: debug hooks on every domain */
+  int trace;       /* POOLALLOC_TRACE=N: trace allocations, N frames each */
+  int sample_ms;   /* POOLALLOC_SAMPLE=MS: sample every MS ms (src/sample.c) */
+  /* POOLALLOC_ARENA_DECAY_MS: how long a wholly free arena waits before
+   * it goes back to the OS (src/arena.c) */
+  long arena_decay_ms;
+  /* Paths, "" when unset; %p in them stands for the process id. */
+  char sample_path[PA_OPTION_PATH_MAX];   /* POOLALLOC_SAMPLE_FILE */
+  char snapshot_path[PA_OPTION_PATH_MAX]; /* POOLALLOC_SNAPSHOT */
+};
+
+#pragma GCC visibility pop
+#endif
