@@ -1,17 +1,8 @@
 /*
- * The public allocation API, the top of the request path, and the general
- * allocator that serves the MEM and OBJ domains by default.
- *
- *   pa_malloc(n):  n in 1..512 -> size class (n-1) >> shift -> the calling
- *                  thread's first used pool of that class -> pop its free
- *                  list or carve a virgin block; an exhausted pool takes
- *                  _pa_heap_malloc_slow().  Other sizes, and every call while a
- *                  layer is on top of the default (src/domain.c), take
- *                  _pa_domain_malloc().
- *   pa_free(p):    radix lookup p -> arena?  no: _pa_domain_free (the RAW
- *                  domain, or the layer on top).  yes: the pool is p rounded
- *                  down to the pool size; its owner frees locally, other
- *                  threads push onto the owner's remote stack.
+ * The general allocator, the MEM and OBJ domains' default layer: requests
+ * of 1..512 bytes from the calling thread's pools, in the domain's size
+ * class; larger ones and alignments the pools cannot give sent on to the
+ * RAW domain, and counted as such in the calling thread's heap.
  */
 #include <errno.h>
 #include <string.h>
@@ -139,91 +130,4 @@ void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain) {
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
     return _pa_general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
   return large_allocated(_pa_layer_aligned(_pa_domain_layer(PA_DOMAIN_RAW), alignment, size), domain);
-}
-
-/* ---- Domain entry points --------------------------------------------------- */
-
-/* The default layer is called directly, the others through the chain. */
-PA_ENTRY static void *domain_calloc(pa_domain domain, size_t count, size_t size) {
-  const pa_layer *layer = _pa_domain_layer(domain);
-  if (domain != PA_DOMAIN_RAW && _pa_domain_is_default(layer, domain))
-    return _pa_general_calloc(count, size, domain);
-  return layer->api.calloc(layer->api.ctx, count, size);
-}
-
-PA_ENTRY static void *domain_realloc(pa_domain domain, void *p, size_t size) {
-  const pa_layer *layer = _pa_domain_layer(domain);
-  if (domain != PA_DOMAIN_RAW && _pa_domain_is_default(layer, domain))
-    return _pa_general_realloc(p, size, domain);
-  return layer->api.realloc(layer->api.ctx, p, size);
-}
-
-PA_ENTRY void *pa_raw_malloc(size_t size) {
-  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_RAW);
-  return layer->api.malloc(layer->api.ctx, size);
-}
-PA_ENTRY void *pa_raw_calloc(size_t count, size_t size) {
-  return domain_calloc(PA_DOMAIN_RAW, count, size);
-}
-PA_ENTRY void *pa_raw_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_RAW, p, size); }
-PA_ENTRY void pa_raw_free(void *p) {
-  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_RAW);
-  layer->api.free(layer->api.ctx, p);
-}
-
-PA_ENTRY void *pa_mem_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_MEM, size); }
-PA_ENTRY void *pa_mem_calloc(size_t count, size_t size) {
-  return domain_calloc(PA_DOMAIN_MEM, count, size);
-}
-PA_ENTRY void *pa_mem_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_MEM, p, size); }
-PA_ENTRY void pa_mem_free(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
-
-PA_ENTRY void *pa_obj_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_OBJ, size); }
-PA_ENTRY void *pa_obj_calloc(size_t count, size_t size) {
-  return domain_calloc(PA_DOMAIN_OBJ, count, size);
-}
-PA_ENTRY void *pa_obj_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_OBJ, p, size); }
-PA_ENTRY void pa_obj_free(void *p) { pa_free_fast(PA_DOMAIN_OBJ, p); }
-
-/* pa_malloc and friends are the MEM domain. */
-PA_ENTRY void *pa_malloc(size_t size) { return pa_malloc_fast(PA_DOMAIN_MEM, size); }
-PA_ENTRY void pa_free(void *p) { pa_free_fast(PA_DOMAIN_MEM, p); }
-PA_ENTRY void *pa_calloc(size_t count, size_t size) { return domain_calloc(PA_DOMAIN_MEM, count, size); }
-PA_ENTRY void *pa_realloc(void *p, size_t size) { return domain_realloc(PA_DOMAIN_MEM, p, size); }
-
-PA_ENTRY size_t pa_usable_size(const void *p) {
-  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_MEM);
-  if (_pa_domain_is_default(layer, PA_DOMAIN_MEM)) return _pa_general_usable_size(p);
-  return _pa_layer_usable_size(layer, p);
-}
-
-PA_ENTRY void *pa_aligned_alloc(size_t alignment, size_t size) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-    errno = EINVAL;
-    return NULL;
-  }
-  const pa_layer *layer = _pa_domain_layer(PA_DOMAIN_MEM);
-  if (_pa_domain_is_default(layer, PA_DOMAIN_MEM)) return _pa_general_aligned(alignment, size, PA_DOMAIN_MEM);
-  return _pa_layer_aligned(layer, alignment, size);
-}
-
-PA_ENTRY int pa_posix_memalign(void **out, size_t alignment, size_t size) {
-  if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  int saved = errno;
-  void *p = pa_aligned_alloc(alignment, size);
-  if (p == NULL) {
-    errno = saved;
-    return ENOMEM;
-  }
-  *out = p;
-  return 0;
-}
-
-void pa_collect(void) {
-  if (_pa_thread_heap != &_pa_empty_heap) {
-    _pa_freelists_flush(_pa_thread_heap);
-    _pa_heap_collect(_pa_thread_heap);
-  }
-  _pa_heaps_collect_abandoned();
-  _pa_arenas_release_empty();
 }

@@ -346,8 +346,8 @@ void _pa_debug_install(void) {
       .aligned = debug_aligned,
       .usable_size = debug_usable_size,
   };
+  _pa_pools_forget_tags = true;
   _pa_domains_push(debug_layers, &functions);
-  _pa_freelists_debug_installed();
 }
 
 bool _pa_debug_hooks_on(void) {
@@ -358,8 +358,7 @@ void _pa_debug_misuse_end(void) {
   if (_pa_debug_hooks_on()) debug_abort();
 }
 
-int pa_setup_debug_hooks(void) {
-  _pa_domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_DEBUG may have done it */
+int _pa_debug_setup(void) {
   if (_pa_domains_contain(&debug_layers[PA_DOMAIN_MEM], PA_DOMAIN_MEM)) return 0;
   if (_pa_allocations_served()) {
     errno = EBUSY;

@@ -23,7 +23,6 @@
  * call into any domain: until then the fast limits are 0.
  */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #include "internal.h"
@@ -95,11 +94,9 @@ static const pa_layer default_layers[3] = {
     [PA_DOMAIN_OBJ] = GENERAL_LAYER(PA_DOMAIN_OBJ),
 };
 
-enum { DOMAINS_COLD, DOMAINS_STARTING, DOMAINS_READY };
-
 static struct {
   pthread_mutex_t lock; /* serialises changes to the chains */
-  _Atomic int state;
+  atomic_bool open;     /* the process has started (src/runtime.c) */
   _Atomic(const pa_layer *) current[3];
 } domains = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -108,9 +105,6 @@ static struct {
 
 void _pa_domains_lock(void) { pthread_mutex_lock(&domains.lock); }
 void _pa_domains_unlock(void) { pthread_mutex_unlock(&domains.lock); }
-
-/* Set while this thread reads the options and installs what they ask for. */
-static _Thread_local bool domains_starting_here __attribute__((tls_model("initial-exec")));
 
 static bool domain_valid(pa_domain domain) {
   return (unsigned)domain <= PA_DOMAIN_OBJ;
@@ -121,7 +115,7 @@ static const pa_layer *current_layer(pa_domain domain) {
 }
 
 static void fast_limits_update(void) {
-  bool open = atomic_load_explicit(&domains.state, memory_order_acquire) == DOMAINS_READY &&
+  bool open = atomic_load_explicit(&domains.open, memory_order_acquire) &&
               current_layer(PA_DOMAIN_MEM) == &default_layers[PA_DOMAIN_MEM] &&
               current_layer(PA_DOMAIN_OBJ) == &default_layers[PA_DOMAIN_OBJ];
   atomic_store_explicit(&_pa_fast.small_request, open ? PA_SMALL_REQUEST_THRESHOLD : 0,
@@ -129,32 +123,19 @@ static void fast_limits_update(void) {
   atomic_store_explicit(&_pa_fast.radix_root, open ? PA_RADIX_ROOT_LEN : 0, memory_order_relaxed);
 }
 
-/* The first call reads the options.  A call the start-up itself makes (on
- * the same thread) is served by whatever is installed so far; other threads
- * wait, so no block escapes the debug hooks or tracing it asked for. */
-static void domains_start(void) {
-  int expected = DOMAINS_COLD;
-  if (atomic_compare_exchange_strong(&domains.state, &expected, DOMAINS_STARTING)) {
-    domains_starting_here = true;
-    _pa_options_init();
-    if (_pa_options.debug) _pa_debug_install();
-    if (_pa_options.trace > 0) pa_trace_start(_pa_options.trace);
-    domains_starting_here = false;
-    atomic_store_explicit(&domains.state, DOMAINS_READY, memory_order_release);
-    pthread_mutex_lock(&domains.lock);
-    fast_limits_update();
-    pthread_mutex_unlock(&domains.lock);
-    return;
-  }
-  if (domains_starting_here) return;
-  while (atomic_load_explicit(&domains.state, memory_order_acquire) != DOMAINS_READY)
-    sched_yield();
+void _pa_domains_open(void) {
+  pthread_mutex_lock(&domains.lock);
+  atomic_store_explicit(&domains.open, true, memory_order_release);
+  fast_limits_update();
+  pthread_mutex_unlock(&domains.lock);
 }
 
+/* The process's first call starts it (src/runtime.c: the options, then the
+ * layers they ask for); until then the fast limits are 0, so every call
+ * comes here. */
 const pa_layer *_pa_domain_layer(pa_domain domain) {
-  if (__builtin_expect(atomic_load_explicit(&domains.state, memory_order_acquire) !=
-                           DOMAINS_READY, 0))
-    domains_start();
+  if (__builtin_expect(!atomic_load_explicit(&domains.open, memory_order_acquire), 0))
+    _pa_runtime_start();
   return current_layer(domain);
 }
 

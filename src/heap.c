@@ -14,9 +14,8 @@
  * lock, so its pools go back to the arenas, and the arenas to the OS, as
  * their blocks are freed, not when some later thread adopts the heap.
  *
- * Lock order: the trace lock, the domains lock, heaps.lock, the arena lock,
- * the meta lock.  fork() takes them all in that order, so the child finds
- * none held by a thread it does not have.
+ * A thread's heap is made or adopted by src/runtime.c, which also gives it
+ * up at the thread's exit and takes every lock around fork().
  *
  * Nothing here calls malloc before the calling thread has its heap, so the
  * library can be the process's malloc (src/override.c) and be entered again
@@ -31,14 +30,11 @@ _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec"))
 
 static struct {
   pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
-  pthread_once_t once;
-  pthread_key_t exit_key; /* its destructor abandons the heap at thread exit */
-  atomic_bool fork_handlers_registered;
   pa_heap *all;
   pa_heap *abandoned;
   pa_heap *retired_tables; /* handle tables' heaps, linked by next_abandoned */
   unsigned count; /* heaps made: the last id given */
-} heaps = {.lock = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
+} heaps = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void heap_drain_remote(pa_heap *heap) {
   pa_block *block = atomic_exchange_explicit(&heap->remote, NULL, memory_order_acquire);
@@ -123,10 +119,8 @@ static void heap_abandon_locked(pa_heap *heap) {
 /* Set once the thread's heap is given up: nothing may make it another. */
 static _Thread_local bool thread_exited __attribute__((tls_model("initial-exec")));
 
-static void heap_thread_exit(void *arg) {
-  pa_heap *heap = arg;
+void _pa_heap_abandon(pa_heap *heap) {
   thread_exited = true;
-  _pa_freelists_flush(heap); /* while its frees are still the owner's */
   _pa_thread_heap = &_pa_empty_heap;
   _pa_heap_collect(heap);
   pthread_mutex_lock(&heaps.lock);
@@ -135,46 +129,16 @@ static void heap_thread_exit(void *arg) {
   pthread_mutex_unlock(&heaps.lock);
 }
 
-/* fork(): the child inherits one thread; the heaps of the others will never
- * see their threads again, so they are abandoned for adoption.  Handle
- * tables' heaps belong to no thread and stay as they are. */
-static void heaps_fork_prepare(void) {
-  _pa_trace_lock();
-  _pa_domains_lock();
-  pthread_mutex_lock(&heaps.lock);
-  _pa_arenas_lock();
-  _pa_meta_lock();
-}
-
-static void heaps_fork_parent(void) {
-  _pa_meta_unlock();
-  _pa_arenas_unlock();
-  pthread_mutex_unlock(&heaps.lock);
-  _pa_domains_unlock();
-  _pa_trace_unlock();
-}
-
-static void heaps_fork_child(void) {
-  _pa_meta_unlock();
-  _pa_arenas_unlock();
-  _pa_domains_unlock();
-  _pa_trace_unlock();
+/* In a fork()ed child, with the heaps lock taken before the fork: the
+ * heaps of the threads the child does not have will never see them again,
+ * so they are abandoned for adoption.  Handle tables' heaps belong to no
+ * thread and stay as they are. */
+void _pa_heaps_fork_child(void) {
   for (pa_heap *heap = heaps.all; heap; heap = heap->next_all)
     if (heap != _pa_thread_heap && !heap->table &&
         !atomic_load_explicit(&heap->abandoned, memory_order_relaxed))
       heap_abandon_locked(heap);
   pthread_mutex_unlock(&heaps.lock);
-}
-
-static void heaps_init_once(void) {
-  pthread_key_create(&heaps.exit_key, heap_thread_exit);
-}
-
-/* pthread_atfork may call malloc (glibc grows its handler list), so it runs
- * once the calling thread has a heap: that malloc is then an ordinary one. */
-static void heaps_register_fork_handlers(void) {
-  if (atomic_exchange_explicit(&heaps.fork_handlers_registered, true, memory_order_acq_rel)) return;
-  pthread_atfork(heaps_fork_prepare, heaps_fork_parent, heaps_fork_child);
 }
 
 /* A heap record off the stack given (abandoned heaps, or retired tables'),
@@ -213,20 +177,19 @@ void _pa_heap_table_retire(pa_heap *heap) {
   pthread_mutex_unlock(&heaps.lock);
 }
 
-static pa_heap *heap_acquire(void) {
-  pthread_once(&heaps.once, heaps_init_once);
+pa_heap *_pa_heap_adopt(void) {
   pa_heap *heap = heap_take(&heaps.abandoned);
   if (heap == NULL) return NULL;
   heap->thread = _pa_os_thread_id();
-  _pa_thread_heap = heap; /* before anything below may call malloc */
-  pthread_setspecific(heaps.exit_key, heap);
-  heaps_register_fork_handlers();
+  _pa_thread_heap = heap; /* before anything may call malloc */
   return heap;
 }
 
+/* A thread's first heap comes from the process's life (src/runtime.c),
+ * which registers its exit: the one call from here upward. */
 pa_heap *_pa_heap_current(void) {
   pa_heap *heap = _pa_thread_heap;
-  return heap != &_pa_empty_heap ? heap : heap_acquire();
+  return heap != &_pa_empty_heap ? heap : _pa_runtime_thread_start();
 }
 
 pa_heap *_pa_heap_for_counting(void) { return thread_exited ? NULL : _pa_heap_current(); }
@@ -237,7 +200,7 @@ pa_heap *_pa_heap_for_counting(void) { return thread_exited ? NULL : _pa_heap_cu
 void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   if (size == 0) size = 1;
   if (heap == &_pa_empty_heap) {
-    heap = heap_acquire();
+    heap = _pa_heap_current();
     if (heap == NULL) {
       errno = ENOMEM;
       return NULL;

@@ -15,6 +15,8 @@
 
 /* ---- OS ------------------------------------------------------------------ */
 
+/* A line to stderr with write(2): safe wherever malloc is not. */
+void _pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
  * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
@@ -102,6 +104,9 @@ void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
 extern pa_pool _pa_empty_pool;
+/* Set by the debug hooks: a pool going to another class forgets the tags
+ * its freed blocks carry. */
+extern bool _pa_pools_forget_tags;
 
 /* ---- Thread heaps (src/heap.c) ------------------------------------------ */
 
@@ -114,6 +119,14 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
 pa_heap *_pa_heap_current(void);
+/* A heap for the calling thread: an exited thread's, or a new one (for
+ * src/runtime.c, which registers the thread's exit); NULL if out of memory. */
+pa_heap *_pa_heap_adopt(void);
+/* The calling thread exits: its heap waits for the next thread. */
+void _pa_heap_abandon(pa_heap *heap);
+/* In a fork()ed child, heaps lock held: other threads' heaps are abandoned,
+ * and the lock released. */
+void _pa_heaps_fork_child(void);
 /* The same for a thread that only counts its traffic, except past the
  * thread's exit destructor (a heap made then would never be given up):
  * NULL there, and the caller counts in its shared late counters. */
@@ -158,6 +171,8 @@ void _pa_general_counters(struct pa_stats *out);
 
 extern struct pa_fast_limits _pa_fast;
 
+/* The process has started: the fast paths may serve it (src/runtime.c). */
+void _pa_domains_open(void);
 void *_pa_domain_malloc(size_t size, pa_domain domain);
 void _pa_domain_free(void *p, pa_domain domain);
 /* The layer serving a domain now (reading the options first if need be). */
@@ -173,6 +188,8 @@ void *_pa_layer_aligned(const pa_layer *layer, size_t alignment, size_t size);
 /* Whether the pools or the raw layer have served anything yet. */
 bool _pa_allocations_served(void);
 void _pa_debug_install(void);
+/* pa_setup_debug_hooks's work: 0, or -1 with EBUSY once memory was served. */
+int _pa_debug_setup(void);
 /* After a report of misuse outside the hooks (free lists, handles): under
  * the debug hooks the process aborts, as the hooks' own reports do. */
 void _pa_debug_misuse_end(void);
@@ -184,6 +201,11 @@ void _pa_trace_unlock(void);
 /* Blocks of the pools that tracing knows the requested size of, and the
  * bytes their size classes add to it (0, 0 when not tracing). */
 void _pa_trace_rounding(size_t *blocks, size_t *bytes);
+/* Exit reports (src/runtime.c runs them in order): blocks still traced,
+ * and sampling's last sample and snapshot. */
+void _pa_trace_report_at_exit(void);
+void _pa_sampler_start(void);
+void _pa_sampler_at_exit(void);
 /* Writes where p was allocated, if tracing knows; false if it does not. */
 bool _pa_trace_report_block(const void *p);
 size_t _pa_layer_usable_size(const pa_layer *layer, const void *p);
@@ -224,8 +246,15 @@ void _pa_options_init(void);
 /* pattern with %p replaced by the process id, into out; false if pattern
  * is empty or the result does not fit. */
 bool _pa_options_expand_path(const char *pattern, char *out, size_t size);
-/* A line to stderr with write(2): safe wherever malloc is not. */
-void _pa_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* Where POOLALLOC_SHOW_STATS sends the statistics at exit; -1 for nowhere. */
+int _pa_options_stats_fd(void);
+
+/* ---- Process life (src/runtime.c, the top) ------------------------------ */
+
+/* The process's start: reached from the first call into a domain. */
+void _pa_runtime_start(void);
+/* A thread's first heap, its exit registered: reached from src/heap.c. */
+pa_heap *_pa_runtime_thread_start(void);
 
 #pragma GCC visibility pop
 #endif

@@ -1,10 +1,8 @@
 /*
- * Options from the environment, read once before the first heap is made,
- * and the messages poolalloc writes.  Messages go straight to fd 2 with
- * write(2): they may be written from inside malloc, where stdio is not safe.
+ * Options from the environment, read once when the process starts
+ * (src/runtime.c), before the first heap is made.
  */
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,7 +88,6 @@ static void option_arena_decay(const char *text) {
 }
 
 void _pa_options_init(void) {
-  _pa_secure_init();
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   _pa_options.show_stats = option_enabled(show_stats);
   if (_pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
@@ -123,34 +120,13 @@ void _pa_options_init(void) {
                PA_SECURE ? "; secure build" : "");
 }
 
-void _pa_message(const char *format, ...) {
-  char line[256];
-  va_list args;
-  va_start(args, format);
-  int n = vsnprintf(line, sizeof line - 1, format, args);
-  va_end(args);
-  if (n < 0) return;
-  if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
-  line[n++] = '\n';
-  ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
-  (void)ignored;
-}
 
-/* POOLALLOC_SHOW_STATS: what passed through each layer, and the peaks. */
-__attribute__((destructor)) static void options_show_stats_at_exit(void) {
-  if (!_pa_options.show_stats) return;
+/* Where POOLALLOC_SHOW_STATS sends the statistics at exit: the file it
+ * names, opened to append, or the copy of stderr; -1 if none. */
+int _pa_options_stats_fd(void) {
+  if (!_pa_options.show_stats) return -1;
   char path[PA_OPTION_PATH_MAX];
-  int fd = _pa_options_expand_path(stats_path, path, sizeof path)
-               ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
-               : stats_fd;
-  if (fd < 0) return;
-  FILE *out = fdopen(fd, "w");
-  if (out == NULL) return;
-  /* One buffer for the whole report: a single write(2), so reports of
-   * processes exiting together do not interleave in an appended file. */
-  static char report[64 * 1024];
-  setvbuf(out, report, _IOFBF, sizeof report);
-  fprintf(out, "poolalloc statistics at exit of process %d:\n", (int)getpid());
-  pa_stats_print(out);
-  fclose(out);
+  return _pa_options_expand_path(stats_path, path, sizeof path)
+             ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+             : stats_fd;
 }

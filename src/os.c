@@ -1,10 +1,14 @@
 /*
  * The only file that talks to the operating system: anonymous mappings for
- * arenas, radix leaves and metadata.  Another OS gets another copy of this
- * file and nothing else changes.
+ * arenas, radix leaves and metadata, and poolalloc's messages (straight to
+ * fd 2 with write(2): they may be written from inside malloc, where stdio
+ * is not safe).  Another OS gets another copy of this file and nothing else
+ * changes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,4 +135,18 @@ uint64_t _pa_os_monotonic_ms(void) {
   struct timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+}
+
+/* A line to stderr with write(2): safe wherever malloc is not. */
+void _pa_message(const char *format, ...) {
+  char line[256];
+  va_list args;
+  va_start(args, format);
+  int n = vsnprintf(line, sizeof line - 1, format, args);
+  va_end(args);
+  if (n < 0) return;
+  if ((size_t)n > sizeof line - 2) n = sizeof line - 2;
+  line[n++] = '\n';
+  ssize_t ignored = write(STDERR_FILENO, line, (size_t)n);
+  (void)ignored;
 }

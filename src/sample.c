@@ -97,11 +97,8 @@ static void *sampler_main(void *arg) {
   }
 }
 
-/* Programs that set these variables themselves before their first malloc
- * (tests do) get them; the options are read here only when they are set. */
-__attribute__((constructor)) static void sampler_start(void) {
-  if (getenv("POOLALLOC_SAMPLE") == NULL && getenv("POOLALLOC_SNAPSHOT") == NULL) return;
-  _pa_domain_layer(PA_DOMAIN_MEM); /* reads the options */
+/* Called at load (src/runtime.c) once the options are read. */
+void _pa_sampler_start(void) {
   if (_pa_options.sample_ms <= 0) return;
   char path[PA_OPTION_PATH_MAX];
   if (_pa_options_expand_path(_pa_options.sample_path, path, sizeof path))
@@ -150,7 +147,7 @@ static void snapshot_file_write(FILE *out, const struct snapshot *at_exit, uint6
           (unsigned long long)(cpu_us(CLOCK_THREAD_CPUTIME_ID) - started_us));
 }
 
-__attribute__((destructor)) static void sampler_at_exit(void) {
+void _pa_sampler_at_exit(void) {
   uint64_t started_us = cpu_us(CLOCK_THREAD_CPUTIME_ID);
   pthread_mutex_lock(&sampler.lock);
   sampler.stopped = true;

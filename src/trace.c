@@ -544,7 +544,7 @@ void pa_snapshot_compare(const pa_snapshot *newer, const pa_snapshot *older,
 }
 
 /* POOLALLOC_TRACE: what is still allocated at exit, by site. */
-__attribute__((destructor)) static void trace_report_at_exit(void) {
+void _pa_trace_report_at_exit(void) {
   if (_pa_options.trace == 0 || pa_trace_frames() == 0) return;
   pa_snapshot *snapshot = pa_trace_snapshot();
   if (snapshot == NULL) return;
