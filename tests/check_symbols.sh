@@ -14,8 +14,10 @@ public=$(grep -oE '\bpa_[a-z0-9_]+\b' "$header" | sort -u)
 override='malloc|free|calloc|realloc|reallocarray|malloc_usable_size|aligned_alloc|posix_memalign|memalign|valloc|pvalloc'
 cxx='_Zn[wa]m.*|_Zd[la]Pv.*'
 linker='__start_poolalloc_entry|__stop_poolalloc_entry'
-# AddressSanitizer's one-definition-rule indicators for those globals
-asan='__odr_asan\._pa_[a-z0-9_]+'
+# compiler-made: AddressSanitizer's one-definition-rule indicators for
+# those globals, and the exception personality reference of the override's
+# C++ operators (built with -fexceptions)
+asan='__odr_asan\._pa_[a-z0-9_]+|DW\.ref\.__gcc_personality_v0'
 status=0
 for lib in "$@"; do
   case $lib in
