@@ -11,12 +11,14 @@
 
 /* ---- The general allocator ----------------------------------------------- */
 
-/* Requests sent on to the raw domain, by the domain they came through, are
- * counted in the calling thread's heap; these count those of threads past
- * their exit destructor (_pa_heap_for_counting). */
+/* Each domain's traffic is counted in the calling thread's heap; these
+ * count that of threads past their exit destructor
+ * (_pa_heap_for_counting): requests sent on to the raw domain and their
+ * frees, and pool blocks freed into other threads' pools. */
 static struct {
   _Atomic size_t allocations[3];
   _Atomic size_t frees[3];
+  _Atomic size_t small_frees[3];
 } late;
 
 void _pa_general_counters(struct pa_stats *out) {
@@ -24,6 +26,7 @@ void _pa_general_counters(struct pa_stats *out) {
     out->domains[d].large_allocations +=
         atomic_load_explicit(&late.allocations[d], memory_order_relaxed);
     out->domains[d].large_frees += atomic_load_explicit(&late.frees[d], memory_order_relaxed);
+    out->domains[d].small_frees += atomic_load_explicit(&late.small_frees[d], memory_order_relaxed);
   }
 }
 
@@ -47,15 +50,25 @@ static void *general_large(size_t size, pa_domain domain) {
   return large_allocated(pa_raw_malloc(size), domain);
 }
 
+/* 0 bytes take the smallest class of the domain. */
 void *_pa_general_malloc(size_t size, pa_domain domain) {
-  pa_heap *heap = _pa_thread_heap;
-  if (__builtin_expect(size - 1 < PA_SMALL_REQUEST_THRESHOLD, 1)) {
-    void *block = pa_heap_take_small(heap, size, domain);
-    if (block) return block;
-  } else if (size > PA_SMALL_REQUEST_THRESHOLD) {
-    return general_large(size, domain);
-  }
-  return _pa_heap_malloc_slow(heap, size, domain);
+  if (__builtin_expect(size > PA_SMALL_REQUEST_THRESHOLD, 0)) return general_large(size, domain);
+  return pa_small_malloc(domain, pa_domain_class(domain, size ? size : 1));
+}
+
+void *_pa_general_small_slow(pa_heap *heap, size_t cls, pa_domain domain) {
+  void *block = _pa_heap_malloc_slow(heap, cls);
+  if (block) _pa_thread_heap->counts.allocations[domain]++; /* the heap it has now */
+  return block;
+}
+
+void _pa_general_free_remote(pa_heap *self, pa_pool *pool, void *p, pa_domain domain) {
+  if (self == &_pa_empty_heap) self = _pa_heap_for_counting();
+  if (self)
+    self->counts.frees[domain]++;
+  else
+    atomic_fetch_add_explicit(&late.small_frees[domain], 1, memory_order_relaxed);
+  _pa_heap_free_remote(pool->owner, p);
 }
 
 void _pa_general_free(void *p, pa_domain domain) {

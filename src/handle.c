@@ -78,8 +78,11 @@ static bool slots_grow(pa_handles *table) {
 static void *object_alloc(pa_handles *table, size_t size) {
   if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_obj_malloc(size);
   size = size ? (size + 15) & ~(size_t)15 : 16;
-  void *obj = pa_heap_take_small(table->heap, size, PA_DOMAIN_OBJ);
-  return obj ? obj : _pa_heap_malloc_slow(table->heap, size, PA_DOMAIN_OBJ);
+  size_t cls = pa_domain_class(PA_DOMAIN_OBJ, size);
+  void *obj = pa_pool_take_block(table->heap->used[cls]);
+  if (obj == NULL) obj = _pa_heap_malloc_slow(table->heap, cls);
+  if (obj) table->heap->counts.allocations[PA_DOMAIN_OBJ]++;
+  return obj;
 }
 
 /* A pool object goes back into the table's own pool, whichever thread uses

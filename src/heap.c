@@ -66,15 +66,7 @@ static void heap_free_abandoned(pa_heap *heap, void *p) {
   _pa_pool_release_empty(heap, pool);
 }
 
-/* Frees counted by threads past their exit destructor (_pa_heap_for_counting). */
-static _Atomic size_t late_frees[3];
-
-void _pa_heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain) {
-  if (self == &_pa_empty_heap) self = _pa_heap_for_counting();
-  if (self)
-    self->counts.frees[domain]++;
-  else
-    atomic_fetch_add_explicit(&late_frees[domain], 1, memory_order_relaxed);
+void _pa_heap_free_remote(pa_heap *owner, void *p) {
   if (atomic_load_explicit(&owner->abandoned, memory_order_relaxed)) {
     pthread_mutex_lock(&heaps.lock);
     bool still_abandoned = atomic_load_explicit(&owner->abandoned, memory_order_relaxed);
@@ -197,8 +189,7 @@ pa_heap *_pa_heap_for_counting(void) { return thread_exited ? NULL : _pa_heap_cu
 /* Everything the inline fast path does not for sizes 0..512: first use by a
  * thread, frees from other threads, exhausted pools, and taking a new pool
  * from the arenas. */
-void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
-  if (size == 0) size = 1;
+void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls) {
   if (heap == &_pa_empty_heap) {
     heap = _pa_heap_current();
     if (heap == NULL) {
@@ -208,20 +199,15 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain) {
   }
   if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
   _pa_arenas_decay_due();
-  unsigned cls = pa_domain_class(domain, size);
   for (pa_pool *pool = heap->used[cls]; pool != &_pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
-    if (block) {
-      heap->counts.allocations[domain]++;
-      return block;
-    }
+    if (block) return block;
     _pa_pool_mark_full(heap, pool);
   }
   pa_pool *pool = _pa_arena_take_pool();
   if (pool == NULL) return NULL;
-  _pa_pool_init(pool, heap, cls);
+  _pa_pool_init(pool, heap, (unsigned)cls);
   _pa_pool_link_front(heap, pool);
-  heap->counts.allocations[domain]++;
   return pa_pool_take_block(pool);
 }
 
@@ -236,6 +222,3 @@ size_t _pa_heaps_count(void) {
   return count;
 }
 
-size_t _pa_heaps_late_frees(pa_domain domain) {
-  return atomic_load_explicit(&late_frees[domain], memory_order_relaxed);
-}

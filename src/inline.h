@@ -244,22 +244,24 @@ static inline bool pa_block_of(const void *p, pa_block_info *out) {
 
 /* ---- The fast paths, shared by the domain entry points and the override -- */
 
-static inline void *pa_heap_take_small(pa_heap *heap, size_t size, pa_domain domain) {
-  void *block = pa_pool_take_block(heap->used[pa_domain_class(domain, size)]);
-  if (__builtin_expect(block != NULL, 1)) heap->counts.allocations[domain]++;
-  return block;
+/* A block of size_class from the calling thread's pools, counted for
+ * domain: the domain is known here, at the entry points, and nowhere
+ * below. */
+static inline void *pa_small_malloc(pa_domain domain, size_t size_class) {
+  pa_heap *heap = _pa_thread_heap;
+  void *block = pa_pool_take_block(heap->used[size_class]);
+  if (__builtin_expect(block != NULL, 1)) {
+    heap->counts.allocations[domain]++;
+    return block;
+  }
+  return _pa_general_small_slow(heap, size_class, domain);
 }
 
 /* Past the limit test the default layer serves this domain, so an exhausted
- * pool goes straight to the heap's slow path. */
+ * pool goes straight to the slow path. */
 static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   size_t limit = atomic_load_explicit(&_pa_fast.small_request, memory_order_relaxed);
-  if (__builtin_expect(size - 1 < limit, 1)) {
-    pa_heap *heap = _pa_thread_heap;
-    void *block = pa_heap_take_small(heap, size, domain);
-    if (__builtin_expect(block != NULL, 1)) return block;
-    return _pa_heap_malloc_slow(heap, size, domain);
-  }
+  if (__builtin_expect(size - 1 < limit, 1)) return pa_small_malloc(domain, pa_domain_class(domain, size));
   return _pa_domain_malloc(size, domain);
 }
 
@@ -272,7 +274,7 @@ static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
     heap->counts.frees[domain]++;
     pa_pool_free_local(heap, pool, p);
   } else {
-    _pa_heap_free_remote(heap, pool->owner, p, domain);
+    _pa_general_free_remote(heap, pool, p, domain);
   }
 }
 

@@ -115,7 +115,10 @@ extern bool _pa_pools_forget_tags;
 extern _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec")));
 extern pa_heap _pa_empty_heap;
 
-void *_pa_heap_malloc_slow(pa_heap *heap, size_t size, pa_domain domain);
+/* A block of class cls for heap (the calling thread's, made if it has none,
+ * or a handle table's): frees from other threads, exhausted pools, and a
+ * new pool from the arenas; NULL if out of memory. */
+void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
 pa_heap *_pa_heap_current(void);
@@ -135,7 +138,8 @@ pa_heap *_pa_heap_for_counting(void);
  * retirement: its empty pools go back, the record waits for the next table. */
 pa_heap *_pa_heap_table_make(void);
 void _pa_heap_table_retire(pa_heap *heap);
-void _pa_heap_free_remote(pa_heap *self, pa_heap *owner, void *p, pa_domain domain);
+/* A free into owner's pools by another thread. */
+void _pa_heap_free_remote(pa_heap *owner, void *p);
 void _pa_heap_collect(pa_heap *heap);
 void _pa_heaps_collect_abandoned(void);
 /* The list of every heap, newest first, for statistics: heaps are never
@@ -144,7 +148,6 @@ void _pa_heaps_lock(void);
 void _pa_heaps_unlock(void);
 pa_heap *_pa_heaps_first(void);
 size_t _pa_heaps_count(void);
-size_t _pa_heaps_late_frees(pa_domain domain);
 
 /* ---- Raw layer (large requests, foreign pointers) ------------------------ */
 
@@ -164,8 +167,12 @@ void *_pa_general_realloc(void *p, size_t size, pa_domain domain);
 void _pa_general_free(void *p, pa_domain domain);
 void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain);
 size_t _pa_general_usable_size(const void *p);
-/* Requests the general allocator sent on to the raw domain, by domain. */
+/* The counts of threads past their exit destructor, by domain. */
 void _pa_general_counters(struct pa_stats *out);
+/* The slow paths of a pool block's malloc and free through domain: the
+ * heap below knows no domain, so the traffic is counted here. */
+void *_pa_general_small_slow(pa_heap *heap, size_t cls, pa_domain domain);
+void _pa_general_free_remote(pa_heap *self, pa_pool *pool, void *p, pa_domain domain);
 
 /* ---- Domains and their layers (src/domain.c, debug.c, trace.c) --------- */
 

@@ -138,14 +138,13 @@ size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, siz
   _pa_arenas_unlock();
   _pa_heaps_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
+  _pa_general_counters(s);
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
-    s->domains[d].small_frees += _pa_heaps_late_frees(d);
     s->small_allocations += s->domains[d].small_allocations;
     s->small_frees += s->domains[d].small_frees;
   }
   s->freelists.lists = _pa_freelists_live();
   _pa_trace_rounding(&s->rounding_blocks, &s->bytes_rounding);
-  _pa_general_counters(s);
   _pa_raw_counters(s);
   s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
   s->domains[PA_DOMAIN_RAW].large_frees = s->raw_frees;
