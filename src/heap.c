@@ -14,8 +14,9 @@
  * lock, so its pools go back to the arenas, and the arenas to the OS, as
  * their blocks are freed, not when some later thread adopts the heap.
  *
- * A thread's heap is made or adopted by src/runtime.c, which also gives it
- * up at the thread's exit and takes every lock around fork().
+ * A thread's heap is set under a key src/runtime.c makes at the process's
+ * start, whose destructor gives it up at the thread's exit; the runtime
+ * also takes every lock around fork().
  *
  * Nothing here calls malloc before the calling thread has its heap, so the
  * library can be the process's malloc (src/override.c) and be entered again
@@ -30,6 +31,8 @@ _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec"))
 
 static struct {
   pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
+  pthread_key_t exit_key; /* set at the process's start; its destructor gives a heap up */
+  atomic_bool exit_key_set;
   pa_heap *all;
   pa_heap *abandoned;
   pa_heap *retired_tables; /* handle tables' heaps, linked by next_abandoned */
@@ -169,19 +172,26 @@ void _pa_heap_table_retire(pa_heap *heap) {
   pthread_mutex_unlock(&heaps.lock);
 }
 
-pa_heap *_pa_heap_adopt(void) {
+void _pa_heaps_exit_key(pthread_key_t key) {
+  heaps.exit_key = key;
+  atomic_store_explicit(&heaps.exit_key_set, true, memory_order_release);
+}
+
+/* A thread's first heap: an exited thread's, or a new one; the key makes
+ * the thread's exit give it up (src/runtime.c's destructor). */
+static pa_heap *heap_adopt(void) {
   pa_heap *heap = heap_take(&heaps.abandoned);
   if (heap == NULL) return NULL;
   heap->thread = _pa_os_thread_id();
   _pa_thread_heap = heap; /* before anything may call malloc */
+  if (atomic_load_explicit(&heaps.exit_key_set, memory_order_acquire))
+    pthread_setspecific(heaps.exit_key, heap);
   return heap;
 }
 
-/* A thread's first heap comes from the process's life (src/runtime.c),
- * which registers its exit: the one call from here upward. */
 pa_heap *_pa_heap_current(void) {
   pa_heap *heap = _pa_thread_heap;
-  return heap != &_pa_empty_heap ? heap : _pa_runtime_thread_start();
+  return heap != &_pa_empty_heap ? heap : heap_adopt();
 }
 
 pa_heap *_pa_heap_for_counting(void) { return thread_exited ? NULL : _pa_heap_current(); }

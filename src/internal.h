@@ -122,9 +122,10 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls);
 /* The calling thread's heap, made or adopted if it has none; NULL if out of
  * memory. */
 pa_heap *_pa_heap_current(void);
-/* A heap for the calling thread: an exited thread's, or a new one (for
- * src/runtime.c, which registers the thread's exit); NULL if out of memory. */
-pa_heap *_pa_heap_adopt(void);
+/* The key whose destructor gives a thread's heap up at its exit, made by
+ * src/runtime.c at the process's start, before any thread has a heap:
+ * every heap given to a thread is set under it. */
+void _pa_heaps_exit_key(pthread_key_t key);
 /* The calling thread exits: its heap waits for the next thread. */
 void _pa_heap_abandon(pa_heap *heap);
 /* In a fork()ed child, heaps lock held: other threads' heaps are abandoned,
@@ -260,8 +261,6 @@ int _pa_options_stats_fd(void);
 
 /* The process's start: reached from the first call into a domain. */
 void _pa_runtime_start(void);
-/* A thread's first heap, its exit registered: reached from src/heap.c. */
-pa_heap *_pa_runtime_thread_start(void);
 
 #pragma GCC visibility pop
 #endif

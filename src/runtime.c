@@ -2,15 +2,16 @@
  * The process's life with poolalloc, in one place, above every layer:
  *
  *   start        the first call into any domain (or the library's load,
- *                for the sampler): the options, then the debug hooks and
- *                tracing they ask for, then the domains opened to the fast
- *                paths.  A call the start itself makes, on the same thread,
- *                is served by what is installed so far; other threads wait,
- *                so no block escapes the layers the options asked for.
- *   a thread     its first allocation gets it a heap (adopted from an exited
- *                thread, or new) and registers its exit: free lists
- *                flushed while its frees are still the owner's, then the
- *                heap abandoned.
+ *                for the sampler): secure mode's secrets, the key under
+ *                which every thread's heap is set, the options, then the
+ *                debug hooks and tracing they ask for, the fork handlers,
+ *                and the domains opened to the fast paths.  A call the
+ *                start itself makes, on the same thread, is served by what
+ *                is installed so far; other threads wait, so no block
+ *                escapes the layers the options asked for.
+ *   a thread     at its exit (the key's destructor): free lists flushed
+ *                while its frees are still the owner's, then its heap
+ *                abandoned for the next thread.
  *   fork()       every lock, in one order: tracing, domains, heaps,
  *                arenas, metadata; the child abandons the heaps of the
  *                threads it does not have.
@@ -20,9 +21,8 @@
  *                (POOLALLOC_SHOW_STATS), the last sample and the snapshot
  *                (POOLALLOC_SAMPLE, POOLALLOC_SNAPSHOT).
  *
- * Only the start and a thread's first heap are reached from below (from
- * src/domain.c and src/heap.c, on the first call of the process and of a
- * thread): nothing else in a lower file calls up.
+ * Only the start is reached from below (from src/domain.c, on the
+ * process's first call): nothing else in a lower file calls up.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -35,39 +35,10 @@ enum { COLD, STARTING, READY };
 
 static struct {
   _Atomic int state;
-  pthread_once_t once;
-  pthread_key_t exit_key; /* its destructor gives the thread's heap up */
-  atomic_bool fork_handlers_registered;
-} runtime = {.once = PTHREAD_ONCE_INIT};
+} runtime;
 
 /* Set while this thread reads the options and installs what they ask for. */
 static _Thread_local bool starting_here __attribute__((tls_model("initial-exec")));
-
-void _pa_runtime_start(void) {
-  int expected = COLD;
-  if (atomic_compare_exchange_strong(&runtime.state, &expected, STARTING)) {
-    starting_here = true;
-    _pa_secure_init();
-    _pa_options_init();
-    if (_pa_options.debug) _pa_debug_install();
-    if (_pa_options.trace > 0) pa_trace_start(_pa_options.trace);
-    starting_here = false;
-    atomic_store_explicit(&runtime.state, READY, memory_order_release);
-    _pa_domains_open();
-    return;
-  }
-  if (starting_here) return;
-  while (atomic_load_explicit(&runtime.state, memory_order_acquire) != READY) sched_yield();
-}
-
-/* The debug hooks go on top of every domain before the first allocation;
- * free lists made before then keep nothing from now on. */
-int pa_setup_debug_hooks(void) {
-  _pa_runtime_start(); /* the options first: POOLALLOC_DEBUG may have done it */
-  int status = _pa_debug_setup();
-  if (status == 0) _pa_freelists_debug_installed();
-  return status;
-}
 
 /* ---- Threads ------------------------------------------------------------- */
 
@@ -101,18 +72,34 @@ static void fork_child(void) {
   _pa_heaps_fork_child(); /* unlocks the heaps */
 }
 
-static void runtime_init_once(void) { pthread_key_create(&runtime.exit_key, thread_exit); }
-
-/* pthread_atfork may call malloc (glibc grows its handler list), so it runs
- * once the calling thread has a heap: that malloc is then an ordinary one. */
-pa_heap *_pa_runtime_thread_start(void) {
-  pthread_once(&runtime.once, runtime_init_once);
-  pa_heap *heap = _pa_heap_adopt();
-  if (heap == NULL) return NULL;
-  pthread_setspecific(runtime.exit_key, heap);
-  if (!atomic_exchange_explicit(&runtime.fork_handlers_registered, true, memory_order_acq_rel))
+void _pa_runtime_start(void) {
+  int expected = COLD;
+  if (atomic_compare_exchange_strong(&runtime.state, &expected, STARTING)) {
+    starting_here = true;
+    _pa_secure_init();
+    pthread_key_t exit_key;
+    if (pthread_key_create(&exit_key, thread_exit) == 0) _pa_heaps_exit_key(exit_key);
+    _pa_options_init();
+    if (_pa_options.debug) _pa_debug_install();
+    if (_pa_options.trace > 0) pa_trace_start(_pa_options.trace);
+    /* last: pthread_atfork may call malloc, served by what is installed */
     pthread_atfork(fork_prepare, fork_parent, fork_child);
-  return heap;
+    starting_here = false;
+    atomic_store_explicit(&runtime.state, READY, memory_order_release);
+    _pa_domains_open();
+    return;
+  }
+  if (starting_here) return;
+  while (atomic_load_explicit(&runtime.state, memory_order_acquire) != READY) sched_yield();
+}
+
+/* The debug hooks go on top of every domain before the first allocation;
+ * free lists made before then keep nothing from now on. */
+int pa_setup_debug_hooks(void) {
+  _pa_runtime_start(); /* the options first: POOLALLOC_DEBUG may have done it */
+  int status = _pa_debug_setup();
+  if (status == 0) _pa_freelists_debug_installed();
+  return status;
 }
 
 void pa_collect(void) {
