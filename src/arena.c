@@ -80,7 +80,6 @@ static _Alignas(64) _Atomic uint64_t decay_due_ms;
 
 void _pa_arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
 void _pa_arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
-pa_arena *_pa_arenas_first(void) { return arenas.all; }
 pa_arena *_pa_arenas_usable_head(void) { return arenas.usable; }
 
 static pa_arena *arena_record(void) {
@@ -338,6 +337,24 @@ void _pa_arenas_release_empty(void) {
   pthread_mutex_lock(&arenas.lock);
   while (arenas.empty > 0) arena_release(arenas.last_with[PA_POOLS_PER_ARENA]);
   pthread_mutex_unlock(&arenas.lock);
+}
+
+RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) {
+  const pa_pool *pool = (const pa_pool *)(arena->base + index * PA_POOL_SIZE);
+  uintptr_t carved = atomic_load_explicit(&arena->pool_address, memory_order_relaxed);
+  if ((uintptr_t)pool >= carved) return (pa_pool_view){.state = PA_POOL_UNTOUCHED};
+  if (pool->state == PA_POOL_EMPTY) return (pa_pool_view){.state = PA_POOL_EMPTY};
+  return (pa_pool_view){pool->state, pool->size_class, pool->count, pool->owner->id};
+}
+
+void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,
+                                   const pa_pool_view *pool),
+                     void *ctx) {
+  for (const pa_arena *arena = arenas.all; arena; arena = arena->all_next)
+    for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++) {
+      pa_pool_view view = pool_view(arena, i);
+      visit(ctx, arena->base, i, &view);
+    }
 }
 
 void _pa_arenas_counters(struct pa_stats *out) {

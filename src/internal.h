@@ -90,8 +90,13 @@ unsigned _pa_arena_pools_in_use(const pa_pool *pool);
 size_t _pa_arenas_empty_count(void);
 void _pa_arenas_lock(void);
 void _pa_arenas_unlock(void);
-pa_arena *_pa_arenas_first(void);
 void _pa_arenas_counters(struct pa_stats *out);
+/* Calls visit for every pool of every arena held, arena by arena, pool by
+ * pool, with the arena's base and the pool's index in it; with the arena
+ * lock held.  The figures are read as their owners write them. */
+void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,
+                                   const pa_pool_view *pool),
+                     void *ctx);
 bool _pa_arenas_check_order(void);
 pa_arena *_pa_arenas_usable_head(void);
 

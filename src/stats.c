@@ -15,24 +15,34 @@
 #include "inline.h"
 
 /* Adds one used or full pool to the class table and byte totals given. */
-RACY_READS static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
-                                  size_t *bytes_available, size_t *bytes_pool_headers,
-                                  size_t *bytes_quantization, const pa_pool *pool) {
+static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
+                       size_t *bytes_available, size_t *bytes_pool_headers,
+                       size_t *bytes_quantization, const pa_pool_view *pool) {
   struct pa_class_stats *cls = &classes[pool->size_class];
-  size_t capacity = pa_pool_capacity(pool->block_size);
+  size_t block_size = pa_class_block_size(pool->size_class);
+  size_t capacity = pa_pool_capacity(block_size);
   cls->pools++;
-  cls->blocks_in_use += pool->count;
-  cls->blocks_available += capacity - pool->count;
-  *bytes_in_use += (size_t)pool->count * pool->block_size;
-  *bytes_available += (capacity - pool->count) * pool->block_size;
+  cls->blocks_in_use += pool->in_use;
+  cls->blocks_available += capacity - pool->in_use;
+  *bytes_in_use += (size_t)pool->in_use * block_size;
+  *bytes_available += (capacity - pool->in_use) * block_size;
   *bytes_pool_headers += PA_POOL_HEADER_SIZE;
-  *bytes_quantization += (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) % pool->block_size;
+  *bytes_quantization += (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) % block_size;
 }
 
-RACY_READS static void stats_add_pool(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
-                           const pa_pool *pool) {
-  if (pool->state == PA_POOL_EMPTY) {
-    s->pools_empty++;
+/* What the walk fills: the totals, heaps 1..max, and the pool records. */
+struct walk {
+  struct pa_stats *s;
+  struct pa_heap_stats *per_heap;
+  size_t max;
+  struct pool_records *records;
+};
+
+static void stats_add_pool(struct walk *w, const pa_pool_view *pool) {
+  struct pa_stats *s = w->s;
+  if (pool->state == PA_POOL_UNTOUCHED || pool->state == PA_POOL_EMPTY) {
+    s->pools_untouched += pool->state == PA_POOL_UNTOUCHED;
+    s->pools_empty += pool->state == PA_POOL_EMPTY;
     return;
   }
   bool full = pool->state == PA_POOL_FULL;
@@ -40,9 +50,8 @@ RACY_READS static void stats_add_pool(struct pa_stats *s, struct pa_heap_stats *
   s->pools_used += !full;
   count_pool(s->classes, &s->bytes_in_use, &s->bytes_available, &s->bytes_pool_headers,
              &s->bytes_quantization, pool);
-  unsigned id = pool->owner->id;
-  if (id == 0 || id > max) return;
-  struct pa_heap_stats *h = &per_heap[id - 1];
+  if (pool->heap == 0 || pool->heap > w->max) return;
+  struct pa_heap_stats *h = &w->per_heap[pool->heap - 1];
   h->pools_full += full;
   h->pools_used += !full;
   count_pool(h->classes, &h->bytes_in_use, &h->bytes_available, &h->bytes_pool_headers,
@@ -87,32 +96,30 @@ static void stats_geometry(struct pa_stats *s, struct pa_class_stats *classes) {
     classes[cls].block_size = pa_class_block_size(cls);
 }
 
-RACY_READS static void record_pool(struct snapshot_pool *out, const pa_pool *pool) {
-  if (pool->state == PA_POOL_EMPTY) {
-    *out = (struct snapshot_pool){.state = SNAPSHOT_EMPTY};
-    return;
+/* The pool's record for the heap map: a new arena's row at its pool 0. */
+static void record_pool(struct pool_records *records, uintptr_t arena, unsigned index,
+                        const pa_pool_view *pool) {
+  if (index == 0) {
+    if (records->arenas == records->room) records->overflow = true;
+    if (records->overflow) return;
+    records->bases[records->arenas++] = arena;
   }
-  *out = (struct snapshot_pool){.state = pool->state == PA_POOL_FULL ? SNAPSHOT_FULL : SNAPSHOT_USED,
-                                .size_class = pool->size_class,
-                                .in_use = pool->count,
-                                .heap = pool->owner->id};
+  if (records->overflow) return;
+  static const uint8_t states[] = {[PA_POOL_EMPTY] = SNAPSHOT_EMPTY, [PA_POOL_USED] = SNAPSHOT_USED,
+                                   [PA_POOL_FULL] = SNAPSHOT_FULL,
+                                   [PA_POOL_UNTOUCHED] = SNAPSHOT_UNTOUCHED};
+  bool live = pool->state == PA_POOL_USED || pool->state == PA_POOL_FULL;
+  records->pools[(records->arenas - 1) * PA_POOLS_PER_ARENA + index] = (struct snapshot_pool){
+      .state = states[pool->state],
+      .size_class = live ? pool->size_class : 0,
+      .in_use = live ? pool->in_use : 0,
+      .heap = live ? pool->heap : 0};
 }
 
-static void record_arena(struct pool_records *records, const pa_arena *arena) {
-  if (records->arenas == records->room) {
-    records->overflow = true;
-    return;
-  }
-  records->bases[records->arenas] = arena->base;
-  struct snapshot_pool *pools = &records->pools[records->arenas * PA_POOLS_PER_ARENA];
-  records->arenas++;
-  size_t carved = (arena->pool_address - arena->base) / PA_POOL_SIZE;
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) {
-    if (i < carved)
-      record_pool(&pools[i], (const pa_pool *)(arena->base + i * PA_POOL_SIZE));
-    else
-      pools[i] = (struct snapshot_pool){.state = SNAPSHOT_UNTOUCHED};
-  }
+static void walk_pool(void *ctx, uintptr_t arena, unsigned index, const pa_pool_view *pool) {
+  struct walk *w = ctx;
+  stats_add_pool(w, pool);
+  if (w->records) record_pool(w->records, arena, index, pool);
 }
 
 size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, size_t max,
@@ -128,12 +135,8 @@ size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, siz
     stats_add_heap(s, per_heap, max, heap);
   _pa_arenas_lock();
   _pa_arenas_counters(s);
-  for (pa_arena *arena = _pa_arenas_first(); arena; arena = arena->all_next) {
-    for (uintptr_t at = arena->base; at < arena->pool_address; at += PA_POOL_SIZE)
-      stats_add_pool(s, per_heap, max, (const pa_pool *)at);
-    s->pools_untouched += (arena->base + PA_ARENA_SIZE - arena->pool_address) / PA_POOL_SIZE;
-    if (records) record_arena(records, arena);
-  }
+  struct walk w = {s, per_heap, max, records};
+  _pa_arenas_walk(walk_pool, &w);
   s->radix_leaves = _pa_radix_leaves();
   _pa_arenas_unlock();
   _pa_heaps_unlock();

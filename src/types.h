@@ -241,6 +241,15 @@ typedef struct pa_arena {
 
 typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
 
+/* One pool as the arena layer shows it to a walk (statistics, the heap
+ * map), whatever the pool records look like inside. */
+typedef struct pa_pool_view {
+  uint8_t state;      /* enum pa_pool_state, PA_POOL_UNTOUCHED if never carved */
+  uint8_t size_class; /* used and full pools */
+  uint32_t in_use;    /* blocks handed out */
+  unsigned heap;      /* the owning heap's id; 0 for empty and untouched pools */
+} pa_pool_view;
+
 /* Every function between a public entry point and the layers on top of the
  * domains goes in this section, so tracing can tell poolalloc's frames from
  * the caller's (src/trace.c). */
