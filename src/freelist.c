@@ -300,17 +300,30 @@ static bool list_live(const pa_freelist *list) {
   return list->sizes > 0 && bin_taken(list->first_bin);
 }
 
+/* The bins first .. first + count - 1 of the heaps walked, and where
+ * their objects go. */
+struct bin_range {
+  unsigned first, count;
+  struct detached *out;
+  struct pa_freelist_stats *stats;
+};
+
+static void heap_retire_bins(void *ctx, pa_heap *heap, const pa_heap_view *view) {
+  (void)view;
+  struct bin_range *range = ctx;
+  heap_detach(heap, range->first, range->count, range->out);
+  for (unsigned b = range->first; b < range->first + range->count; b++) {
+    struct freelist_bin *bin = bin_find(heap, b);
+    if (bin) *bin = (struct freelist_bin){0};
+  }
+}
+
 /* Every thread heap's bins of the list are zeroed, so the bins can serve a
  * later list from a clean start (counters included). */
 static void heaps_retire_bins(unsigned first, unsigned count, struct detached *out) {
+  struct bin_range range = {first, count, out, NULL};
   _pa_heaps_lock();
-  for (pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all) {
-    heap_detach(heap, first, count, out);
-    for (unsigned b = first; b < first + count; b++) {
-      struct freelist_bin *bin = bin_find(heap, b);
-      if (bin) *bin = (struct freelist_bin){0};
-    }
-  }
+  _pa_heaps_walk(heap_retire_bins, &range);
   _pa_heaps_unlock();
 }
 
@@ -382,6 +395,15 @@ size_t _pa_freelists_live(void) {
   return live;
 }
 
+static void heap_add_bins(void *ctx, pa_heap *heap, const pa_heap_view *view) {
+  (void)view;
+  struct bin_range *range = ctx;
+  for (unsigned b = range->first; b < range->first + range->count; b++) {
+    const struct freelist_bin *bin = bin_find(heap, b);
+    if (bin) bin_add(range->stats, bin, registry.owners[b].size);
+  }
+}
+
 /* Called with the registry lock held. */
 static void list_stats(const pa_freelist *list, unsigned first, unsigned count,
                        struct pa_freelist_stats *out) {
@@ -391,12 +413,9 @@ static void list_stats(const pa_freelist *list, unsigned first, unsigned count,
                                     .step = list->step,
                                     .sizes = list->sizes,
                                     .max_kept = list->max_kept};
+  struct bin_range range = {first, count, NULL, out};
   _pa_heaps_lock();
-  for (const pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all)
-    for (unsigned b = first; b < first + count; b++) {
-      const struct freelist_bin *bin = bin_find(heap, b);
-      if (bin) bin_add(out, bin, registry.owners[b].size);
-    }
+  _pa_heaps_walk(heap_add_bins, &range);
   _pa_heaps_unlock();
 }
 

@@ -223,7 +223,15 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls) {
 
 void _pa_heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }
 void _pa_heaps_unlock(void) { pthread_mutex_unlock(&heaps.lock); }
-pa_heap *_pa_heaps_first(void) { return heaps.all; }
+RACY_READS void _pa_heaps_walk(void (*visit)(void *ctx, pa_heap *heap, const pa_heap_view *view),
+                               void *ctx) {
+  for (pa_heap *heap = heaps.all; heap; heap = heap->next_all) {
+    pa_heap_view view = {heap->id, heap->thread, heap->table,
+                         atomic_load_explicit(&heap->abandoned, memory_order_relaxed),
+                         &heap->counts};
+    visit(ctx, heap, &view);
+  }
+}
 
 size_t _pa_heaps_count(void) {
   pthread_mutex_lock(&heaps.lock);

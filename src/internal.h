@@ -152,7 +152,10 @@ void _pa_heaps_collect_abandoned(void);
  * freed, so ids run 1..n without gaps. */
 void _pa_heaps_lock(void);
 void _pa_heaps_unlock(void);
-pa_heap *_pa_heaps_first(void);
+/* Calls visit for every heap ever made, newest first, with the heaps lock
+ * held by the caller; heap is for the features that keep state in it (the
+ * free lists' bins), view for everything else. */
+void _pa_heaps_walk(void (*visit)(void *ctx, pa_heap *heap, const pa_heap_view *view), void *ctx);
 size_t _pa_heaps_count(void);
 
 /* ---- Raw layer (large requests, foreign pointers) ------------------------ */

@@ -58,11 +58,12 @@ static void stats_add_pool(struct walk *w, const pa_pool_view *pool) {
              &h->bytes_quantization, pool);
 }
 
-RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *per_heap,
-                                      size_t max, const pa_heap *heap) {
+RACY_READS static void stats_add_heap(void *ctx, pa_heap *heap, const pa_heap_view *view) {
+  struct walk *w = ctx;
+  struct pa_stats *s = w->s;
   s->heaps++;
-  s->heaps_abandoned += atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
-  const struct pa_heap_counts *c = &heap->counts;
+  s->heaps_abandoned += view->abandoned;
+  const struct pa_heap_counts *c = view->counts;
   size_t allocations = 0, frees = 0;
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
     s->domains[d].small_allocations += c->allocations[d];
@@ -76,11 +77,11 @@ RACY_READS static void stats_add_heap(struct pa_stats *s, struct pa_heap_stats *
   s->raw_frees += c->raw_frees;
   s->raw_bytes_in_use += c->raw_bytes_allocated - c->raw_bytes_freed; /* modulo 2^64 */
   _pa_freelists_count_heap(s, heap);
-  if (heap->id > max) return;
-  struct pa_heap_stats *h = &per_heap[heap->id - 1];
-  h->id = heap->id;
-  h->thread = heap->thread;
-  h->handles = heap->table;
+  if (view->id > w->max) return;
+  struct pa_heap_stats *h = &w->per_heap[view->id - 1];
+  h->id = view->id;
+  h->thread = view->thread;
+  h->handles = view->table;
   h->small_allocations = allocations;
   h->small_frees = frees;
 }
@@ -130,12 +131,11 @@ size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, siz
     memset(&per_heap[i], 0, sizeof per_heap[i]);
     stats_geometry(s, per_heap[i].classes);
   }
+  struct walk w = {s, per_heap, max, records};
   _pa_heaps_lock();
-  for (const pa_heap *heap = _pa_heaps_first(); heap; heap = heap->next_all)
-    stats_add_heap(s, per_heap, max, heap);
+  _pa_heaps_walk(stats_add_heap, &w);
   _pa_arenas_lock();
   _pa_arenas_counters(s);
-  struct walk w = {s, per_heap, max, records};
   _pa_arenas_walk(walk_pool, &w);
   s->radix_leaves = _pa_radix_leaves();
   _pa_arenas_unlock();

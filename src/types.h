@@ -241,6 +241,15 @@ typedef struct pa_arena {
 
 typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
 
+/* One heap as the heap layer shows it to a walk (statistics). */
+typedef struct pa_heap_view {
+  unsigned id;    /* 1, 2, ... in order of creation */
+  int thread;     /* kernel id of its thread; 0 while abandoned, and for tables */
+  bool table;     /* a handle table's heap */
+  bool abandoned; /* its thread exited */
+  const struct pa_heap_counts *counts; /* read as its thread writes them */
+} pa_heap_view;
+
 /* One pool as the arena layer shows it to a walk (statistics, the heap
  * map), whatever the pool records look like inside. */
 typedef struct pa_pool_view {
