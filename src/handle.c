@@ -250,12 +250,12 @@ static size_t pool_set_bucket(const struct pool_set *set, const pa_pool *pool) {
   return bucket;
 }
 
-/* The pool's record, added if new. */
-static struct pool_info *pool_set_find(struct pool_set *set, pa_pool *pool) {
-  size_t bucket = pool_set_bucket(set, pool);
+/* The record of the block's pool, added if new. */
+static struct pool_info *pool_set_find(struct pool_set *set, const pa_block_info *block) {
+  size_t bucket = pool_set_bucket(set, block->pool);
   if (set->index[bucket]) return &set->info[set->index[bucket] - 1];
   struct pool_info *info = &set->info[set->count++];
-  *info = (struct pool_info){pool, pool->count, 0, pool->size_class, false, false};
+  *info = (struct pool_info){block->pool, block->in_use, 0, block->size_class, false, false};
   set->index[bucket] = (uint32_t)set->count;
   return info;
 }
@@ -306,7 +306,7 @@ static bool pools_gather(pa_handles *table, struct pool_set *set) {
     struct pa_handle_slot *slot = &table->header.slots[i];
     pa_block_info block;
     if (slot->object == NULL || !pa_block_of(slot->object, &block)) continue;
-    struct pool_info *info = pool_set_find(set, block.pool);
+    struct pool_info *info = pool_set_find(set, &block);
     info->pinned |= slot->word != 0;
   }
   pools_rank_arenas(set);
@@ -325,11 +325,8 @@ static bool pools_gather(pa_handles *table, struct pool_set *set) {
 /* A free block of a target pool of the class, from `*cursor` on. */
 static void *target_block(pa_heap *heap, struct pool_set *set, size_t *cursor) {
   for (; !set->info[*cursor].source; (*cursor)++) {
-    pa_pool *pool = set->info[*cursor].pool;
-    void *block = pool->state == PA_POOL_FULL ? NULL : pa_pool_take_block(pool);
-    if (block == NULL) continue;
-    if (pool->free == NULL && pool->nextoffset > pool->maxnextoffset) _pa_pool_mark_full(heap, pool);
-    return block;
+    void *block = _pa_pool_take_for(heap, set->info[*cursor].pool);
+    if (block) return block;
   }
   return NULL;
 }
@@ -356,13 +353,12 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
       struct pa_handle_slot *slot = &table->header.slots[i];
       pa_block_info block;
       if (slot->object == NULL || slot->word != 0 || !pa_block_of(slot->object, &block)) continue;
-      pa_pool *from = block.pool;
-      if (!pool_set_find(&set, from)->source) continue;
-      void *to = target_block(table->heap, &set, &first_of_class[from->size_class]);
+      if (!pool_set_find(&set, &block)->source) continue;
+      void *to = target_block(table->heap, &set, &first_of_class[block.size_class]);
       if (to == NULL) continue; /* cannot happen: the targets were sized to hold them */
-      size_t block_size = from->block_size;
+      size_t block_size = block.size;
       memcpy(to, slot->object, block_size);
-      pa_pool_free_owned(table->heap, from, slot->object); /* may unmap `from` */
+      pa_pool_free_owned(table->heap, block.pool, slot->object); /* may unmap the pool */
       slot->object = to;
       stats.objects_moved++;
       stats.bytes_moved += block_size;

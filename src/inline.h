@@ -218,6 +218,8 @@ typedef struct pa_block_info {
   char *start;    /* the block it lies in; NULL in a header, a pool's tail,
                      a pool that has no class or was never carved */
   size_t size;    /* the pool's block size; 0 without a class */
+  uint32_t in_use;    /* the pool's blocks handed out */
+  uint8_t size_class; /* the pool's class, with a size */
   uint8_t state;  /* the pool's: enum pa_pool_state (PA_POOL_UNTOUCHED too) */
 } pa_block_info;
 
@@ -230,11 +232,13 @@ static inline bool pa_block_of(const void *p, pa_block_info *out) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return false;
   pa_pool *pool = pa_pool_of(p);
-  *out = (pa_block_info){pool, NULL, 0, PA_POOL_UNTOUCHED};
+  *out = (pa_block_info){.pool = pool, .state = PA_POOL_UNTOUCHED};
   if ((uintptr_t)pool >= atomic_load_explicit(&arena->pool_address, memory_order_acquire))
     return true;
   out->state = pool->state;
   out->size = pool->block_size;
+  out->in_use = pool->count;
+  out->size_class = pool->size_class;
   uintptr_t first = (uintptr_t)pool + PA_POOL_HEADER_SIZE;
   if (out->size == 0 || (uintptr_t)p < first) return true;
   uintptr_t index = ((uintptr_t)p - first) / out->size;

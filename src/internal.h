@@ -108,6 +108,9 @@ void _pa_pool_unlink(pa_heap *heap, pa_pool *pool);
 void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
+/* A block of pool for heap, its owner, taken out of turn (compaction's
+ * targets); NULL if it has none.  A pool that runs out is marked full. */
+void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool);
 extern pa_pool _pa_empty_pool;
 /* Set by the debug hooks: a pool going to another class forgets the tags
  * its freed blocks carry. */

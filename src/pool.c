@@ -108,6 +108,13 @@ void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool) {
   pool->state = PA_POOL_FULL;
 }
 
+void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
+  void *block = pool->state == PA_POOL_FULL ? NULL : pa_pool_take_block(pool);
+  if (block && pool->free == NULL && pool->nextoffset > pool->maxnextoffset)
+    _pa_pool_mark_full(heap, pool);
+  return block;
+}
+
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
   _pa_pool_unlink(heap, pool);
   _pa_arena_return_pool(pool);

@@ -145,6 +145,9 @@ static void test_block_query(void) {
   CHECK(block.start == p);
   CHECK_EQ(block.size, 112);
   CHECK(block.state == PA_POOL_USED || block.state == PA_POOL_FULL);
+  CHECK_EQ(block.in_use, pa_pool_of(p)->count);
+  CHECK(block.in_use >= 1);
+  CHECK_EQ(pa_class_block_size(block.size_class), 112);
   CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 112);
   CHECK(pa_block_of(block.pool, &block) && block.start == NULL && block.size == 112);
   /* the arena's last pool is not carved while only a few are in use */
