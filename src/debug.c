@@ -346,7 +346,7 @@ void _pa_debug_install(void) {
       .aligned = debug_aligned,
       .usable_size = debug_usable_size,
   };
-  _pa_pools_forget_tags = true;
+  _pa_debug_hooks_installed = true;
   _pa_domains_push(debug_layers, &functions);
 }
 

@@ -112,9 +112,10 @@ void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
  * targets); NULL if it has none.  A pool that runs out is marked full. */
 void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool);
 extern pa_pool _pa_empty_pool;
-/* Set by the debug hooks: a pool going to another class forgets the tags
- * its freed blocks carry. */
-extern bool _pa_pools_forget_tags;
+/* Set by the debug hooks when they go on: a pool going to another class
+ * forgets the tags its freed blocks carry, and tracing gives no rounding
+ * figures (blocks hold the hooks' headers). */
+extern bool _pa_debug_hooks_installed;
 
 /* ---- Thread heaps (src/heap.c) ------------------------------------------ */
 

@@ -45,15 +45,16 @@ static void pool_forget_tags(pa_pool *pool) {
   track_noaccess(blocks, size);
 }
 
-/* Set by the debug hooks when they go on (they sit above and set it; this
- * layer only reads it). */
-bool _pa_pools_forget_tags;
+/* Set by the debug hooks (src/debug.c) when they go on, and read by the
+ * layers below them that behave differently under the hooks: this one, and
+ * tracing's rounding figures.  Defined here, the lowest file that reads it. */
+bool _pa_debug_hooks_installed;
 
 void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
   pool->owner = owner;
   pool->state = PA_POOL_USED;
   pool->count = 0;
-  if (pool->size_class != size_class && pool->size_class != PA_CLASS_NONE && _pa_pools_forget_tags)
+  if (pool->size_class != size_class && pool->size_class != PA_CLASS_NONE && _pa_debug_hooks_installed)
     pool_forget_tags(pool);
   size_t block_size = pa_class_block_size(size_class);
   pool->free = NULL;

@@ -210,7 +210,7 @@ static void tables_clear(void) {
  * is counted then. */
 void _pa_trace_rounding(size_t *blocks, size_t *bytes) {
   *blocks = *bytes = 0;
-  if (_pa_debug_hooks_on()) return;
+  if (_pa_debug_hooks_installed) return;
   pthread_mutex_lock(&trace.lock);
   for (size_t i = 0; i < trace.capacity; i++) {
     const trace_entry *entry = &trace.entries[i];
