@@ -31,6 +31,15 @@
 
 #include "inline.h"
 
+/* One thread's objects of one free-list index, linked through their first
+ * word; PA_FREELIST_BINS_PER_CHUNK of them in each chunk a heap holds.
+ * Owned by the heap's thread; statistics read the counters racily. */
+struct freelist_bin {
+  pa_block *head;
+  uint32_t count;
+  size_t hits, misses, overflows;
+};
+
 struct pa_freelist {
   char name[PA_FREELIST_NAME_MAX];
   size_t size, step;
@@ -66,7 +75,7 @@ static size_t object_size(const pa_freelist *list, unsigned index) {
 /* The calling thread's bin, or NULL if it has none yet. */
 static inline struct freelist_bin *bin_find(const pa_heap *heap, unsigned bin) {
   struct freelist_bin *chunk = atomic_load_explicit(
-      &heap->freelist_bins[bin / PA_FREELIST_BINS_PER_CHUNK], memory_order_relaxed);
+      &heap->freelist_chunks[bin / PA_FREELIST_BINS_PER_CHUNK], memory_order_relaxed);
   return chunk ? &chunk[bin % PA_FREELIST_BINS_PER_CHUNK] : NULL;
 }
 
@@ -78,7 +87,7 @@ static struct freelist_bin *bin_get(unsigned bin) {
   if (found) return found;
   struct freelist_bin *chunk = _pa_meta_alloc(PA_FREELIST_BINS_PER_CHUNK * sizeof *chunk);
   if (chunk == NULL) return NULL;
-  atomic_store_explicit(&heap->freelist_bins[bin / PA_FREELIST_BINS_PER_CHUNK], chunk,
+  atomic_store_explicit(&heap->freelist_chunks[bin / PA_FREELIST_BINS_PER_CHUNK], chunk,
                         memory_order_release);
   return &chunk[bin % PA_FREELIST_BINS_PER_CHUNK];
 }
@@ -375,7 +384,7 @@ RACY_READS static void bin_add(struct pa_freelist_stats *out, const struct freel
 RACY_READS void _pa_freelists_count_heap(struct pa_stats *s, const pa_heap *heap) {
   for (unsigned chunk = 0; chunk < PA_FREELIST_CHUNKS; chunk++) {
     const struct freelist_bin *bins =
-        atomic_load_explicit(&heap->freelist_bins[chunk], memory_order_acquire);
+        atomic_load_explicit(&heap->freelist_chunks[chunk], memory_order_acquire);
     if (bins == NULL) continue;
     struct pa_freelist_stats sum = {0};
     for (unsigned i = 0; i < PA_FREELIST_BINS_PER_CHUNK; i++)

@@ -166,14 +166,9 @@ enum pa_secure_fault {
 
 /* ---- Thread heaps -------------------------------------------------------- */
 
-/* One thread's objects of one free-list index (src/freelist.c), linked
- * through their first word.  Owned by the heap's thread; statistics read
- * the counters racily. */
-struct freelist_bin {
-  pa_block *head;
-  uint32_t count;
-  size_t hits, misses, overflows;
-};
+/* The free lists' state for one thread lives in its heap record, in
+ * slots whose contents only src/freelist.c knows: chunks of its bins, made
+ * on first use and never freed. */
 #define PA_FREELIST_BINS_PER_CHUNK 64
 #define PA_FREELIST_CHUNKS (PA_FREELIST_MAX_SIZES / PA_FREELIST_BINS_PER_CHUNK)
 
@@ -195,9 +190,9 @@ struct pa_heap {
   pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &_pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
   struct pa_heap_counts counts;
-  /* free-list bins by global bin number, in chunks made on first use and
-   * never freed (statistics may read them at any time) */
-  _Atomic(struct freelist_bin *) freelist_bins[PA_FREELIST_CHUNKS];
+  /* src/freelist.c's chunks of bins, by bin number / chunk size
+   * (statistics may read them at any time) */
+  _Atomic(void *) freelist_chunks[PA_FREELIST_CHUNKS];
 #if PA_SECURE
   uint64_t random; /* the state of its fresh pools' shuffles */
 #endif
