@@ -48,42 +48,37 @@ static void sleep_ms(long ms) {
   nanosleep(&pause, NULL);
 }
 
-/* Frees everything, then only a malloc/free loop of one size (warm pools,
- * no arena event): at least 80% of the freed memory is back within the
- * decay delay of the calls that follow. */
-static void test_warm_traffic(void) {
+/* Frees everything, then runs `meanwhile` until 80% of what the blocks
+ * added is back or the deadline passes; at least 80% must be back. */
+static void free_all_then(const char *name, void (*meanwhile)(void)) {
   size_t base = _pa_os_resident_bytes();
   size_t added = allocate_all();
   free_all();
   uint64_t start = _pa_os_monotonic_ms();
   size_t left = left_of(base);
   while (left * 5 > added && _pa_os_monotonic_ms() - start < DEADLINE_MS) {
-    for (int i = 0; i < 1000; i++) pa_free(pa_malloc(BLOCK_SIZE));
+    meanwhile();
     left = left_of(base);
   }
-  fprintf(stderr, "warm: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
-          (unsigned long long)(_pa_os_monotonic_ms() - start));
+  fprintf(stderr, "%s: %zu KiB added, %zu KiB left after %llu ms\n", name, added >> 10,
+          left >> 10, (unsigned long long)(_pa_os_monotonic_ms() - start));
   CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
   CHECK(left * 5 <= added);
 }
 
-/* Frees everything, then makes no call at all: at least 80% is back at
- * once (the wholly free arenas kept warm are bounded). */
-static void test_idle(void) {
-  size_t base = _pa_os_resident_bytes();
-  size_t added = allocate_all();
-  free_all();
-  uint64_t start = _pa_os_monotonic_ms();
-  size_t left = left_of(base);
-  while (left * 5 > added && _pa_os_monotonic_ms() - start < DEADLINE_MS) {
-    sleep_ms(20);
-    left = left_of(base);
-  }
-  fprintf(stderr, "idle: %zu KiB added, %zu KiB left after %llu ms\n", added >> 10, left >> 10,
-          (unsigned long long)(_pa_os_monotonic_ms() - start));
-  CHECK(added > (size_t)BLOCKS * BLOCK_SIZE / 2);
-  CHECK(left * 5 <= added);
+static void warm_loop(void) {
+  for (int i = 0; i < 1000; i++) pa_free(pa_malloc(BLOCK_SIZE));
 }
+static void no_call(void) { sleep_ms(20); }
+
+/* A program that goes on with a malloc/free loop of one size (warm pools,
+ * no arena event) gets at least 80% of the freed memory back within the
+ * decay delay of its calls. */
+static void test_warm_traffic(void) { free_all_then("warm", warm_loop); }
+
+/* One that makes no call at all gets it back at once: the wholly free
+ * arenas kept warm are bounded. */
+static void test_idle(void) { free_all_then("idle", no_call); }
 
 /* A heap below the bound (kept warm for the decay delay), freed, while
  * another structure stays half used: allocations that refill from its
