@@ -4,7 +4,7 @@
  * lowest layer first; src/inline.h: the inline fast paths).  The picture
  * first (numbers are the defaults):
  *
- *   request path:  public API (alloc.c, override.c) ──> domain RAW / MEM / OBJ
+ *   request path:  public API (api.c, override.c) ──> domain RAW / MEM / OBJ
  *     (domain.c: the default layer, or a chain on top of it: a user's
  *     pa_set_allocator, debug.c, trace.c) ──> general allocator (alloc.c)
  *     ──> thread heap (heap.c) ──> pool (pool.c) ──> arena (arena.c) ──> OS
