@@ -5,11 +5,15 @@
  * Library build: the C library's malloc, as CPython's raw domain is.
  * Override build (POOLALLOC_OVERRIDE, src/override.c): we *are* malloc, so
  * the raw layer calls glibc's own entry points, __libc_malloc and friends.
- * glibc exports no internal malloc_usable_size; the next definition after
- * ours is found once with dlsym(RTLD_NEXT), when first needed.
+ * glibc exports no internal malloc_usable_size, so glibc's own is looked
+ * up once in libc itself, when first needed: not the next definition after
+ * ours, which in a program linked with another allocator (Debian's
+ * redis-server and jemalloc) is that allocator's, and would be handed
+ * glibc's pointers.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <gnu/lib-names.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,7 +39,8 @@ static size_t system_usable_size(void *p) {
   static _Atomic(size_t (*)(void *)) usable_size;
   size_t (*fn)(void *) = atomic_load_explicit(&usable_size, memory_order_acquire);
   if (fn == NULL) {
-    fn = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    void *libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
+    fn = libc ? (size_t (*)(void *))dlsym(libc, "malloc_usable_size") : NULL;
     if (fn == NULL) return 0;
     atomic_store_explicit(&usable_size, fn, memory_order_release);
   }
