@@ -17,6 +17,7 @@
  * exception can unwind through it.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -72,6 +73,84 @@ PA_EXPORT void *pvalloc(size_t size) {
   rounded &= ~(page - 1);
   return pa_aligned_alloc(page, rounded ? rounded : page);
 }
+
+/* ---- glibc's extensions, answered for poolalloc's heap ------------------ */
+
+/* What poolalloc gives back (pa_collect); 1 if an arena went to the OS.
+ * pad is ignored: poolalloc keeps no top of heap to leave room at. */
+PA_EXPORT int malloc_trim(size_t pad) {
+  (void)pad;
+  struct pa_stats before, after;
+  pa_stats_get(&before);
+  pa_collect();
+  pa_stats_get(&after);
+  return after.arenas_released > before.arenas_released;
+}
+
+/* Accepted and ignored, with success: glibc's tunables (M_MMAP_THRESHOLD,
+ * M_ARENA_MAX, ...) describe glibc's heap, not poolalloc's; its own are
+ * the POOLALLOC_* variables. */
+PA_EXPORT int mallopt(int param, int value) {
+  (void)param, (void)value;
+  return 1;
+}
+
+/* glibc's fields for poolalloc's figures: the arenas held are `arena`,
+ * their free blocks and empty pools `fordblks`, pool blocks in use and the
+ * raw layer's blocks `uordblks` (the latter also as `hblkhd`). */
+PA_EXPORT struct mallinfo2 mallinfo2(void) {
+  struct pa_stats s;
+  pa_stats_get(&s);
+  return (struct mallinfo2){
+      .arena = s.arenas_current * s.arena_size,
+      .ordblks = s.pools_empty + s.pools_untouched,
+      .hblks = s.raw_allocations - s.raw_frees,
+      .hblkhd = s.raw_bytes_in_use,
+      .uordblks = s.bytes_in_use + s.raw_bytes_in_use,
+      .fordblks = s.bytes_available + s.bytes_empty_pools,
+      .keepcost = s.bytes_empty_pools,
+  };
+}
+
+/* The old form, in int fields: each figure saturates at INT_MAX. */
+static int saturated(size_t n) { return n > INT_MAX ? INT_MAX : (int)n; }
+PA_EXPORT struct mallinfo mallinfo(void) {
+  struct mallinfo2 m = mallinfo2();
+  return (struct mallinfo){.arena = saturated(m.arena),
+                           .ordblks = saturated(m.ordblks),
+                           .hblks = saturated(m.hblks),
+                           .hblkhd = saturated(m.hblkhd),
+                           .uordblks = saturated(m.uordblks),
+                           .fordblks = saturated(m.fordblks),
+                           .keepcost = saturated(m.keepcost)};
+}
+
+/* glibc's XML shape, with poolalloc's figures; options must be 0. */
+PA_EXPORT int malloc_info(int options, FILE *out) {
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  struct pa_stats s;
+  pa_stats_get(&s);
+  int written = fprintf(out,
+                        "<malloc version=\"poolalloc-1\">\n"
+                        "<total type=\"arenas\" count=\"%zu\" size=\"%zu\"/>\n"
+                        "<total type=\"in-use\" size=\"%zu\"/>\n"
+                        "<total type=\"free\" size=\"%zu\"/>\n"
+                        "<total type=\"raw\" count=\"%zu\" size=\"%zu\"/>\n"
+                        "<system type=\"current\" size=\"%zu\"/>\n"
+                        "<system type=\"max\" size=\"%zu\"/>\n"
+                        "</malloc>\n",
+                        s.arenas_current, s.arenas_current * s.arena_size, s.bytes_in_use,
+                        s.bytes_available + s.bytes_empty_pools, s.raw_allocations - s.raw_frees,
+                        s.raw_bytes_in_use, s.arenas_current * s.arena_size,
+                        s.arenas_highwater * s.arena_size);
+  return written < 0 ? -1 : 0;
+}
+
+/* The statistics, to stderr, as glibc's malloc_stats prints its own. */
+PA_EXPORT void malloc_stats(void) { pa_stats_print(stderr); }
 
 /* ---- C++ ------------------------------------------------------------------ */
 

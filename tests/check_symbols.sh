@@ -11,7 +11,7 @@ set -euo pipefail
 header=$1
 shift
 public=$(grep -oE '\bpa_[a-z0-9_]+\b' "$header" | sort -u)
-override='malloc|free|calloc|realloc|reallocarray|malloc_usable_size|aligned_alloc|posix_memalign|memalign|valloc|pvalloc'
+override='malloc|free|calloc|realloc|reallocarray|malloc_usable_size|aligned_alloc|posix_memalign|memalign|valloc|pvalloc|malloc_trim|mallopt|mallinfo|mallinfo2|malloc_info|malloc_stats'
 cxx='_Zn[wa]m.*|_Zd[la]Pv.*'
 linker='__start_poolalloc_entry|__stop_poolalloc_entry'
 # compiler-made: AddressSanitizer's one-definition-rule indicators for

@@ -181,8 +181,59 @@ static void test_alignment_contract(void) {
   CHECK_EQ(check_alignment_sweep("memalign(16, n)", memalign16, free), 0);
 }
 
+/* glibc's extensions answer for poolalloc's heap: mallinfo2 sees blocks
+ * come and go, malloc_trim gives the freed arenas back, mallopt accepts,
+ * malloc_info writes XML (and refuses options), malloc_stats prints
+ * poolalloc's statistics. */
+static void test_glibc_extensions(void) {
+  if (pa_stats_get == NULL) return;
+  enum { N = 100000, SIZE = 64 };
+  static void *blocks[N];
+  struct mallinfo2 before = mallinfo2();
+  for (int i = 0; i < N; i++) blocks[i] = malloc(SIZE);
+  struct mallinfo2 during = mallinfo2();
+  CHECK(during.uordblks - before.uordblks >= (size_t)N * SIZE);
+  CHECK(during.arena >= during.uordblks - during.hblkhd); /* pool blocks lie in arenas */
+  CHECK(during.arena >= (size_t)N * SIZE);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* programs still call it */
+  struct mallinfo old = mallinfo();
+#pragma GCC diagnostic pop
+  CHECK_EQ((size_t)old.uordblks, during.uordblks);
+  for (int i = 0; i < N; i++) free(blocks[i]);
+  struct mallinfo2 after = mallinfo2();
+  CHECK(after.uordblks <= before.uordblks);
+  CHECK_EQ(malloc_trim(0), 1);
+  struct mallinfo2 trimmed = mallinfo2();
+  CHECK(trimmed.arena < after.arena || after.arena == 0);
+  CHECK_EQ(malloc_trim(0), 0); /* nothing left to give */
+  CHECK_EQ(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
+  char *xml = NULL;
+  size_t length = 0;
+  FILE *out = open_memstream(&xml, &length);
+  CHECK_EQ(malloc_info(0, out), 0);
+  fclose(out);
+  CHECK(xml != NULL && strstr(xml, "<malloc version=\"poolalloc-1\">") == xml);
+  CHECK(strstr(xml, "</malloc>") != NULL);
+  free(xml);
+  errno = 0;
+  CHECK_EQ(malloc_info(1, stderr), -1);
+  CHECK_EQ(errno, EINVAL);
+  int saved = dup(2);
+  FILE *capture = tmpfile();
+  dup2(fileno(capture), 2);
+  malloc_stats();
+  dup2(saved, 2);
+  close(saved);
+  char text[256] = {0};
+  rewind(capture);
+  CHECK(fread(text, 1, sizeof text - 1, capture) > 0 && strstr(text, "Small block threshold") != NULL);
+  fclose(capture);
+}
+
 int main(void) {
   test_served_by_poolalloc();
+  test_glibc_extensions();
   test_alignment_contract();
   test_aligned_entry_points();
   test_errors();
