@@ -91,8 +91,10 @@ PA_API void pa_collect(void);
  *
  * MEM and OBJ are served by poolalloc's general allocator by default: 1..512
  * bytes from the pools of the calling thread's heap, 0 bytes as 1, anything
- * larger through the RAW domain (so a RAW allocator sees those too).  Frees of
- * pointers the pools did not hand out also go to the RAW domain.
+ * larger from the raw layer underneath the domains, as are the frees of
+ * pointers the pools did not hand out: a RAW allocator set with
+ * pa_set_allocator sees pa_raw_* calls only.  (Until this release MEM's and
+ * OBJ's large requests went through the RAW domain's allocator.)
  *
  * Every domain function is thread-safe.  Memory must be released through the
  * domain that allocated it; the debug hooks report "API mismatch" otherwise. */
@@ -443,7 +445,7 @@ struct pa_class_stats {
 struct pa_domain_stats {
   size_t small_allocations; /* blocks the pools handed out for it */
   size_t small_frees;       /* its blocks given back to the pools */
-  size_t large_allocations; /* MEM, OBJ: requests sent on to the raw domain;
+  size_t large_allocations; /* MEM, OBJ: requests sent on to the raw layer;
                                RAW: blocks the raw layer handed out */
   size_t large_frees;       /* the frees of those */
 };

@@ -2,7 +2,8 @@
  * The general allocator, the MEM and OBJ domains' default layer: requests
  * of 1..512 bytes from the calling thread's pools, in the domain's size
  * class; larger ones and alignments the pools cannot give sent on to the
- * RAW domain, and counted as such in the calling thread's heap.
+ * raw layer below (src/raw.c, not through the RAW domain: a RAW wrapper
+ * sees pa_raw_* only), and counted as such in the calling thread's heap.
  */
 #include <errno.h>
 #include <string.h>
@@ -47,7 +48,7 @@ static void *large_allocated(void *p, pa_domain domain) {
 }
 
 static void *general_large(size_t size, pa_domain domain) {
-  return large_allocated(pa_raw_malloc(size), domain);
+  return large_allocated(_pa_raw_malloc(size), domain);
 }
 
 /* 0 bytes take the smallest class of the domain. */
@@ -77,7 +78,7 @@ void _pa_general_free(void *p, pa_domain domain) {
     pa_pool_free(block.pool, p, domain);
   } else if (p) {
     count_large(true, domain);
-    pa_raw_free(p);
+    _pa_raw_free(p);
   }
 }
 
@@ -87,7 +88,7 @@ void *_pa_general_calloc(size_t count, size_t size, pa_domain domain) {
     errno = ENOMEM;
     return NULL;
   }
-  if (total > PA_SMALL_REQUEST_THRESHOLD) return large_allocated(pa_raw_calloc(count, size), domain);
+  if (total > PA_SMALL_REQUEST_THRESHOLD) return large_allocated(_pa_raw_calloc(count, size), domain);
   void *p = _pa_general_malloc(total, domain);
   if (p) memset(p, 0, total);
   return p;
@@ -96,7 +97,7 @@ void *_pa_general_calloc(size_t count, size_t size, pa_domain domain) {
 size_t _pa_general_usable_size(const void *p) {
   pa_block_info block;
   if (p == NULL) return 0;
-  if (!pa_block_of(p, &block)) return _pa_layer_usable_size(_pa_domain_layer(PA_DOMAIN_RAW), p);
+  if (!pa_block_of(p, &block)) return _pa_raw_usable_size(p);
   return block.size;
 }
 
@@ -125,7 +126,7 @@ void *_pa_general_realloc(void *p, size_t size, pa_domain domain) {
   if (!pa_block_of(p, &block)) {
     if (size <= PA_SMALL_REQUEST_THRESHOLD)
       return realloc_move(p, _pa_general_usable_size(p), size, domain);
-    return pa_raw_realloc(p, size);
+    return _pa_raw_realloc(p, size);
   }
   size_t block_size = block.size;
   if (size <= block_size &&
@@ -142,5 +143,5 @@ void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain) {
   if (alignment <= pa_domain_spacing(domain)) return _pa_general_malloc(size, domain);
   if (alignment == 16 && size <= PA_SMALL_REQUEST_THRESHOLD)
     return _pa_general_malloc(size ? (size + 15) & ~(size_t)15 : 16, domain);
-  return large_allocated(_pa_layer_aligned(_pa_domain_layer(PA_DOMAIN_RAW), alignment, size), domain);
+  return large_allocated(_pa_raw_aligned(alignment, size), domain);
 }

@@ -8,9 +8,9 @@
  *
  *   general allocator (src/alloc.c), by size:
  *     1..512 bytes  -> a block of the calling thread's pools (0 counts as 1)
- *     513.. bytes   -> the RAW domain (so a RAW hook sees it)
+ *     513.. bytes   -> the raw layer, below the domains
  *     alignment > 16, or 16 for a class that is not a multiple of 16
- *                   -> the RAW domain's aligned allocation
+ *                   -> the raw layer's aligned allocation
  *
  * Each domain has a chain of layers: the default at the bottom, then
  * whatever was set on top (a user's pa_set_allocator, the debug hooks,

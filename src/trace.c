@@ -10,9 +10,9 @@
  *                reads the tracebacks and never walks the blocks
  *
  * All of it lives in memory mapped from the OS, never from the allocators it
- * watches, under one lock.  A thread inside the layer is marked: allocations
- * made below it (the RAW domain serving a large MEM block) are not traced
- * twice.
+ * watches, under one lock.  A thread inside the layer is marked: an
+ * allocation made below it that comes back up through a domain (a user's
+ * allocator calling pa_raw_malloc, say) is not traced twice.
  *
  * The stack is walked with the unwinder (_Unwind_Backtrace, libgcc_s: no
  * malloc, no dlopen).  Its first frames are poolalloc's own: every function
