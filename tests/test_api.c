@@ -144,6 +144,50 @@ static void test_alignment_contract(void) {
   CHECK_EQ(check_alignment_sweep("pa_raw_realloc", raw_realloc_shrunk, pa_raw_free), 0);
 }
 
+/* Every class boundary, and every quarter of each doubling up to 64 MiB:
+ * n - 1, n and n + 1 bytes each hold what is written into them (a sample
+ * of their bytes, denser at the start, and the last), report a usable size
+ * that covers them, and keep their bytes through a realloc to the next
+ * size and back. */
+static size_t next_boundary(size_t n) {
+  if (n < PA_SMALL_REQUEST_THRESHOLD) return n + 16;
+  size_t quarter = ((size_t)1 << (63 - __builtin_clzll(n))) / 4;
+  return n + quarter;
+}
+
+static bool holds_sparse(const unsigned char *p, size_t n, unsigned char seed) {
+  for (size_t i = 0; i < n; i += 1 + i / 64)
+    if (p[i] != (unsigned char)(seed + i)) return false;
+  return p[n - 1] == (unsigned char)(seed + n - 1);
+}
+
+static void fill_sparse(unsigned char *p, size_t n, unsigned char seed) {
+  for (size_t i = 0; i < n; i += 1 + i / 64) p[i] = (unsigned char)(seed + i);
+  p[n - 1] = (unsigned char)(seed + n - 1);
+}
+
+static void test_class_boundaries(void) {
+  size_t failures = 0;
+  for (size_t boundary = 16; boundary <= ((size_t)64 << 20); boundary = next_boundary(boundary)) {
+    for (size_t n = boundary - 1; n <= boundary + 1; n++) {
+      unsigned char *p = pa_malloc(n);
+      if (p == NULL) {
+        failures++;
+        continue;
+      }
+      fill_sparse(p, n, (unsigned char)n);
+      failures += pa_usable_size(p) < n || !holds_sparse(p, n, (unsigned char)n);
+      size_t bigger = next_boundary(boundary) + 1;
+      p = pa_realloc(p, bigger);
+      failures += p == NULL || !holds_sparse(p, n, (unsigned char)n) || pa_usable_size(p) < bigger;
+      if (p) p = pa_realloc(p, n);
+      failures += p == NULL || !holds_sparse(p, n, (unsigned char)n);
+      pa_free(p);
+    }
+  }
+  CHECK_EQ(failures, 0);
+}
+
 static void test_usable_size_and_foreign(void) {
   CHECK_EQ(pa_usable_size(NULL), 0);
   for (size_t n = 1; n < 10000; n += 37) {
@@ -195,6 +239,7 @@ static void test_exhaustion(void) {
 
 int main(void) {
   test_realloc();
+  test_class_boundaries();
   test_calloc();
   test_huge_sizes();
   test_alignment();
