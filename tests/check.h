@@ -76,6 +76,18 @@ static inline size_t check_alignment_sweep(const char *name, void *(*alloc)(size
   return bad;
 }
 
+/* An entry point for the sweep: how it allocates n bytes, and frees. */
+struct check_entry {
+  const char *name;
+  void *(*alloc)(size_t);
+  void (*release)(void *);
+};
+#define CHECK_ALIGNMENT_SWEEPS(entries)                                                  \
+  for (size_t check_i_ = 0; check_i_ < sizeof(entries) / sizeof *(entries); check_i_++) \
+  CHECK_EQ(check_alignment_sweep((entries)[check_i_].name, (entries)[check_i_].alloc,     \
+                                 (entries)[check_i_].release),                           \
+           0)
+
 /* Blocks the pools have handed out and not taken back, over all classes. */
 static inline size_t check_pool_blocks_in_use(void) {
   struct pa_stats s;

@@ -129,19 +129,22 @@ static void *raw_realloc_shrunk(size_t n) { return pa_raw_realloc(pa_raw_malloc(
 static void *aligned16(size_t n) { return pa_aligned_alloc(16, n); }
 
 static void test_alignment_contract(void) {
-  CHECK_EQ(check_alignment_sweep("pa_malloc", pa_malloc, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_calloc(n, 1)", calloc_count, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_calloc(1, n)", calloc_size, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_realloc(NULL, n)", realloc_fresh, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_realloc grown", realloc_grown, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_realloc shrunk", realloc_shrunk, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_aligned_alloc(16, n)", aligned16, pa_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_mem_malloc", pa_mem_malloc, pa_mem_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_mem_calloc", mem_calloc, pa_mem_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_mem_realloc", mem_realloc, pa_mem_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_raw_malloc", pa_raw_malloc, pa_raw_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_raw_calloc", raw_calloc_size, pa_raw_free), 0);
-  CHECK_EQ(check_alignment_sweep("pa_raw_realloc", raw_realloc_shrunk, pa_raw_free), 0);
+  static const struct check_entry entries[] = {
+      {"pa_malloc", pa_malloc, pa_free},
+      {"pa_calloc(n, 1)", calloc_count, pa_free},
+      {"pa_calloc(1, n)", calloc_size, pa_free},
+      {"pa_realloc(NULL, n)", realloc_fresh, pa_free},
+      {"pa_realloc grown", realloc_grown, pa_free},
+      {"pa_realloc shrunk", realloc_shrunk, pa_free},
+      {"pa_aligned_alloc(16, n)", aligned16, pa_free},
+      {"pa_mem_malloc", pa_mem_malloc, pa_mem_free},
+      {"pa_mem_calloc", mem_calloc, pa_mem_free},
+      {"pa_mem_realloc", mem_realloc, pa_mem_free},
+      {"pa_raw_malloc", pa_raw_malloc, pa_raw_free},
+      {"pa_raw_calloc", raw_calloc_size, pa_raw_free},
+      {"pa_raw_realloc", raw_realloc_shrunk, pa_raw_free},
+  };
+  CHECK_ALIGNMENT_SWEEPS(entries);
 }
 
 /* Every class boundary, and every quarter of each doubling up to 64 MiB:

@@ -170,15 +170,18 @@ static void *aligned16(size_t n) { return aligned_alloc(16, n); }
 static void *memalign16(size_t n) { return memalign(16, n); }
 
 static void test_alignment_contract(void) {
-  CHECK_EQ(check_alignment_sweep("malloc", malloc, free), 0);
-  CHECK_EQ(check_alignment_sweep("calloc(n, 1)", calloc_count, free), 0);
-  CHECK_EQ(check_alignment_sweep("calloc(1, n)", calloc_size, free), 0);
-  CHECK_EQ(check_alignment_sweep("realloc(NULL, n)", realloc_fresh, free), 0);
-  CHECK_EQ(check_alignment_sweep("realloc grown", realloc_grown, free), 0);
-  CHECK_EQ(check_alignment_sweep("realloc shrunk", realloc_shrunk, free), 0);
-  CHECK_EQ(check_alignment_sweep("reallocarray", reallocarray_grown, free), 0);
-  CHECK_EQ(check_alignment_sweep("aligned_alloc(16, n)", aligned16, free), 0);
-  CHECK_EQ(check_alignment_sweep("memalign(16, n)", memalign16, free), 0);
+  static const struct check_entry entries[] = {
+      {"malloc", malloc, free},
+      {"calloc(n, 1)", calloc_count, free},
+      {"calloc(1, n)", calloc_size, free},
+      {"realloc(NULL, n)", realloc_fresh, free},
+      {"realloc grown", realloc_grown, free},
+      {"realloc shrunk", realloc_shrunk, free},
+      {"reallocarray", reallocarray_grown, free},
+      {"aligned_alloc(16, n)", aligned16, free},
+      {"memalign(16, n)", memalign16, free},
+  };
+  CHECK_ALIGNMENT_SWEEPS(entries);
 }
 
 /* glibc's extensions answer for poolalloc's heap: mallinfo2 sees blocks
