@@ -116,10 +116,10 @@ static void run_heap(long n) {
   pa_stats_get(&s);
   size_t held = s.arenas_current * s.arena_size;
   printf("heap: asked %zu bytes, held %zu in %zu arenas (%.1f%% overhead): "
-         "rounding %zu, free blocks %zu, headers %zu, quantization %zu, empty pools %zu\n",
+         "rounding %zu, free blocks %zu, quantization %zu, empty pools %zu, records %zu\n",
          asked, held, s.arenas_current, 100.0 * (double)(held - asked) / (double)asked,
-         s.bytes_in_use - asked, s.bytes_available, s.bytes_pool_headers, s.bytes_quantization,
-         s.bytes_empty_pools);
+         s.bytes_in_use - asked, s.bytes_available, s.bytes_quantization,
+         s.bytes_empty_pools, s.bytes_metadata);
 #else
   printf("heap: asked %zu bytes\n", asked);
 #endif

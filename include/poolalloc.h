@@ -453,7 +453,7 @@ struct pa_domain_stats {
 struct pa_stats {
   /* geometry of this build */
   size_t alignment, size_classes, small_request_threshold, pool_size, arena_size,
-      pool_header_size;
+      pool_record_size; /* a pool's record, kept in its arena's, outside the pool */
   struct pa_class_stats classes[PA_MAX_CLASSES];
   /* arenas */
   size_t arenas_allocated_total; /* ever mapped */
@@ -462,12 +462,13 @@ struct pa_stats {
   size_t arenas_current;         /* held now */
   /* pools in the arenas held now */
   size_t pools_used, pools_full, pools_empty, pools_untouched;
-  /* bytes: these five add up to arenas_current * arena_size */
+  /* bytes: these four add up to arenas_current * arena_size */
   size_t bytes_in_use;          /* in handed-out blocks (their class size) */
   size_t bytes_available;       /* in free blocks of used and full pools */
   size_t bytes_empty_pools;     /* in empty and never-touched pools */
-  size_t bytes_pool_headers;    /* pool headers of used and full pools */
   size_t bytes_quantization;    /* tail of each pool too small for a block */
+  size_t bytes_metadata;        /* poolalloc's own records (arenas' with their
+                                   pools', heaps'), mapped apart from the arenas */
   /* Part of bytes_in_use: what rounding requests up to their size class
    * added, over the rounding_blocks blocks whose requested size is known.
    * The pools do not keep it; tracing does (pa_trace_start,
@@ -505,7 +506,7 @@ struct pa_heap_stats {
                        for a handle table's heap */
   int handles;      /* 1: the heap of a handle table (pa_handles_create) */
   size_t pools_used, pools_full;
-  size_t bytes_in_use, bytes_available, bytes_pool_headers, bytes_quantization;
+  size_t bytes_in_use, bytes_available, bytes_quantization;
   /* blocks its thread took from the pools and freed (into any heap's pool) */
   size_t small_allocations, small_frees;
   struct pa_class_stats classes[PA_MAX_CLASSES];

@@ -82,6 +82,8 @@ void _pa_arenas_lock(void) { pthread_mutex_lock(&arenas.lock); }
 void _pa_arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
 pa_arena *_pa_arenas_usable_head(void) { return arenas.usable; }
 
+#define ALL_POOLS (PA_POOLS_PER_ARENA == 64 ? ~(uint64_t)0 : ((uint64_t)1 << PA_POOLS_PER_ARENA) - 1)
+
 static pa_arena *arena_record(void) {
   pa_arena *arena = arenas.unused;
   if (arena) {
@@ -131,10 +133,14 @@ static pa_arena *arena_new(void) {
                       .mapping_size = arena->mapping_size,
                       .source = arena->source,
                       .base = (uintptr_t)base,
-                      .pool_address = (uintptr_t)base,
+                      .free_pools = ALL_POOLS,
                       .nfreepools = PA_POOLS_PER_ARENA,
                       .ntotalpools = PA_POOLS_PER_ARENA,
                       .all_next = arenas.all};
+  for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++)
+    arena->pools[i] = (pa_pool){.start = (char *)base + i * PA_POOL_SIZE,
+                                .size_class = PA_CLASS_NONE,
+                                .state = PA_POOL_UNTOUCHED};
   if (arenas.all) arenas.all->all_prev = arena;
   arenas.all = arena;
   arenas.allocated_total++;
@@ -181,20 +187,12 @@ static void arena_release(pa_arena *arena) {
   arenas.current--;
 }
 
-/* Pops a cached empty pool, else carves the next virgin one. */
+/* The free pool of the lowest address: pools fill an arena from its start,
+ * and one freed recently near there is taken again while it is warm. */
 static pa_pool *arena_pop_pool(pa_arena *arena) {
-  pa_pool *pool = arena->freepools;
-  if (pool) {
-    arena->freepools = pool->next;
-    return pool;
-  }
-  uintptr_t address = atomic_load_explicit(&arena->pool_address, memory_order_relaxed);
-  pool = (pa_pool *)address;
-  /* release: a block query that sees the pool carved sees its header */
-  atomic_store_explicit(&arena->pool_address, address + PA_POOL_SIZE, memory_order_release);
-  track_undefined(pool, PA_POOL_HEADER_SIZE);
-  pool->size_class = PA_CLASS_NONE;
-  return pool;
+  unsigned index = (unsigned)__builtin_ctzll(arena->free_pools);
+  arena->free_pools &= arena->free_pools - 1;
+  return &arena->pools[index];
 }
 
 static long decay_ms(void) {
@@ -262,12 +260,16 @@ pa_pool *_pa_arena_take_pool(void) {
   return pool;
 }
 
+static pa_arena *arena_of_pool(const pa_pool *pool) {
+  return pa_arena_of(pool->start);
+}
+
 void _pa_arena_return_pool(pa_pool *pool) {
-  pa_arena *arena = pa_arena_of(pool);
+  pa_arena *arena = arena_of_pool(pool);
   pthread_mutex_lock(&arenas.lock);
   pool->state = PA_POOL_EMPTY;
-  pool->next = arena->freepools;
-  arena->freepools = pool;
+  pool->next = pool->prev = NULL;
+  arena->free_pools |= (uint64_t)1 << (pool - arena->pools);
 
   unsigned nf = arena->nfreepools;
   pa_arena *last_nf = arenas.last_with[nf];
@@ -311,7 +313,7 @@ long pa_arena_decay_ms(long ms) {
 }
 
 unsigned _pa_arena_pools_in_use(const pa_pool *pool) {
-  const pa_arena *arena = pa_arena_of(pool);
+  const pa_arena *arena = arena_of_pool(pool);
   return arena->ntotalpools - arena->nfreepools;
 }
 
@@ -340,10 +342,9 @@ void _pa_arenas_release_empty(void) {
 }
 
 RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) {
-  const pa_pool *pool = (const pa_pool *)(arena->base + index * PA_POOL_SIZE);
-  uintptr_t carved = atomic_load_explicit(&arena->pool_address, memory_order_relaxed);
-  if ((uintptr_t)pool >= carved) return (pa_pool_view){.state = PA_POOL_UNTOUCHED};
-  if (pool->state == PA_POOL_EMPTY) return (pa_pool_view){.state = PA_POOL_EMPTY};
+  const pa_pool *pool = &arena->pools[index];
+  if (pool->state == PA_POOL_EMPTY || pool->state == PA_POOL_UNTOUCHED)
+    return (pa_pool_view){.state = pool->state};
   return (pa_pool_view){pool->state, pool->size_class, pool->count, pool->owner->id};
 }
 

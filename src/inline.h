@@ -35,10 +35,7 @@ static inline size_t pa_class_block_size(unsigned size_class) {
   return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
 }
 static inline size_t pa_pool_capacity(size_t block_size) {
-  return (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) / block_size;
-}
-static inline pa_pool *pa_pool_of(const void *p) {
-  return (pa_pool *)((uintptr_t)p & ~(uintptr_t)PA_POOL_MASK);
+  return PA_POOL_SIZE / block_size;
 }
 
 /* Free-block links as stored: plain, or in secure builds encoded with the
@@ -84,15 +81,15 @@ static inline void pa_block_set_next(pa_block *block, const pa_block *next) {
 
 #if PA_SECURE
 static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
-  uintptr_t offset = (uintptr_t)p - (uintptr_t)pool;
-  return offset >= sizeof(pa_pool) && offset < POOLALLOC_POOL_SIZE &&
-         (uint64_t)(uint32_t)(offset - sizeof(pa_pool)) * pool->divisor <= pool->divisor - 1;
+  uintptr_t offset = (uintptr_t)p - (uintptr_t)pool->start;
+  return offset < POOLALLOC_POOL_SIZE &&
+         (uint64_t)(uint32_t)offset * pool->divisor <= pool->divisor - 1;
 }
 static inline uint64_t pa_secure_bit(const pa_pool *pool, const void *p) {
-  return (uint64_t)1 << ((((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT) & 63);
+  return (uint64_t)1 << ((((uintptr_t)p - (uintptr_t)pool->start) >> PA_ALIGNMENT_SHIFT) & 63);
 }
 static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
-  return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool) >> PA_ALIGNMENT_SHIFT >> 6];
+  return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool->start) >> PA_ALIGNMENT_SHIFT >> 6];
 }
 #endif
 
@@ -104,7 +101,7 @@ static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
  * free and handed out. */
 static inline void pa_secure_check_take(pa_pool *pool, pa_block *block) {
 #if PA_SECURE
-  if (__builtin_expect(pa_pool_of(block) != pool || !pa_secure_block_start(pool, block), 0))
+  if (__builtin_expect(!pa_secure_block_start(pool, block), 0))
     _pa_secure_fault(PA_FAULT_BAD_FREE_LIST, pool, block);
 #else
   (void)pool, (void)block;
@@ -121,7 +118,7 @@ static inline void pa_secure_mark_taken(pa_pool *pool, pa_block *block) {
 #endif
 }
 
-/* Secure builds: before any free trusts pool's header, the header and p
+/* Secure builds: before any free trusts pool's record, the record and p
  * are checked, and p is marked free: a second free of it fails here. */
 static inline void pa_secure_free(pa_pool *pool, const void *p) {
 #if PA_SECURE
@@ -155,7 +152,7 @@ static inline void *pa_pool_take_block(pa_pool *pool) {
     return block;
   }
   if (__builtin_expect(pool->nextoffset <= pool->maxnextoffset, 1)) {
-    block = (pa_block *)((char *)pool + pool->nextoffset);
+    block = (pa_block *)(pool->start + pool->nextoffset);
     pool->nextoffset += pool->block_size;
     pool->count++;
     track_malloc(block, pool->block_size);
@@ -186,7 +183,7 @@ static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
 }
 
 /* So a pool going empty was never full (pa_pool_free_local relies on it). */
-_Static_assert((POOLALLOC_POOL_SIZE - sizeof(pa_pool)) / 512 >= 2, "every pool holds two blocks");
+_Static_assert(POOLALLOC_POOL_SIZE / 512 >= 2, "every pool holds two blocks");
 
 static inline pa_heap *pa_counting_heap(void) {
   pa_heap *heap = _pa_thread_heap;
@@ -212,37 +209,50 @@ static inline pa_arena *pa_arena_of(const void *p) {
   return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
 }
 
+/* The record of the pool of arena that p lies in.  With records of a
+ * power-of-two size (64 bytes, but in secure builds) the byte offset of
+ * the record comes from p with one shift and one mask. */
+static inline pa_pool *pa_pool_in(pa_arena *arena, const void *p) {
+  if ((sizeof(pa_pool) & (sizeof(pa_pool) - 1)) != 0)
+    return &arena->pools[((uintptr_t)p >> PA_POOL_BITS) & (PA_POOLS_PER_ARENA - 1)];
+  const unsigned record_bits = (unsigned)__builtin_ctzll(sizeof(pa_pool));
+  uintptr_t offset = ((uintptr_t)p >> (PA_POOL_BITS - record_bits)) &
+                     ((uintptr_t)(PA_POOLS_PER_ARENA - 1) << record_bits);
+  return (pa_pool *)((char *)arena->pools + offset);
+}
+/* The same for a p known to lie in poolalloc's arenas. */
+static inline pa_pool *pa_pool_of(const void *p) {
+  return pa_pool_in(pa_arena_of(p), p);
+}
+
 /* The block query: what poolalloc knows of a pointer into its arenas. */
 typedef struct pa_block_info {
-  pa_pool *pool;  /* the pool the pointer lies in */
-  char *start;    /* the block it lies in; NULL in a header, a pool's tail,
-                     a pool that has no class or was never carved */
+  pa_pool *pool;  /* the record of the pool the pointer lies in */
+  char *start;    /* the block it lies in; NULL in a pool's tail, or a pool
+                     that has no class */
   size_t size;    /* the pool's block size; 0 without a class */
   uint32_t in_use;    /* the pool's blocks handed out */
   uint8_t size_class; /* the pool's class, with a size */
-  uint8_t state;  /* the pool's: enum pa_pool_state (PA_POOL_UNTOUCHED too) */
+  uint8_t state;  /* the pool's: enum pa_pool_state */
 } pa_block_info;
 
 /* True, and *out filled, for a pointer into poolalloc's arenas; false for
- * any other (NULL, foreign, unmapped), without reading the memory at p.
- * The one place that reads a pool's record for a pointer: today the header
- * in the pool's first bytes.  Inlined, a caller that never reads `start`
- * pays no division. */
+ * any other (NULL, foreign, unmapped), without reading the memory at p:
+ * the answer comes from the arena's record.  Inlined, a caller that never
+ * reads `start` pays no division. */
 static inline bool pa_block_of(const void *p, pa_block_info *out) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return false;
-  pa_pool *pool = pa_pool_of(p);
-  *out = (pa_block_info){.pool = pool, .state = PA_POOL_UNTOUCHED};
-  if ((uintptr_t)pool >= atomic_load_explicit(&arena->pool_address, memory_order_acquire))
-    return true;
-  out->state = pool->state;
+  pa_pool *pool = pa_pool_in(arena, p);
+  uint8_t state = pool->state;
+  bool sized = state == PA_POOL_USED || state == PA_POOL_FULL;
+  *out = (pa_block_info){.pool = pool, .state = state};
+  if (!sized) return true;
   out->size = pool->block_size;
   out->in_use = pool->count;
   out->size_class = pool->size_class;
-  uintptr_t first = (uintptr_t)pool + PA_POOL_HEADER_SIZE;
-  if (out->size == 0 || (uintptr_t)p < first) return true;
-  uintptr_t index = ((uintptr_t)p - first) / out->size;
-  if (index < pa_pool_capacity(out->size)) out->start = (char *)(first + index * out->size);
+  uintptr_t index = ((uintptr_t)p - (uintptr_t)pool->start) / out->size;
+  if (index < pa_pool_capacity(out->size)) out->start = pool->start + index * out->size;
   return true;
 }
 
@@ -284,11 +294,12 @@ static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
 
 static inline void pa_free_fast(pa_domain domain, void *p) {
   uintptr_t limit = atomic_load_explicit(&_pa_fast.radix_root, memory_order_relaxed);
-  if (__builtin_expect(pa_arena_lookup(p, limit) == NULL, 0)) {
+  pa_arena *arena = pa_arena_lookup(p, limit);
+  if (__builtin_expect(arena == NULL, 0)) {
     _pa_domain_free(p, domain);
     return;
   }
-  pa_pool_free(pa_pool_of(p), p, domain);
+  pa_pool_free(pa_pool_in(arena, p), p, domain);
 }
 
 #pragma GCC visibility pop

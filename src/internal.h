@@ -49,6 +49,8 @@ uint64_t _pa_os_monotonic_ms(void);
 void *_pa_meta_alloc(size_t size);
 void _pa_meta_lock(void);
 void _pa_meta_unlock(void);
+/* Bytes mapped for records so far (they are never unmapped). */
+size_t _pa_meta_mapped(void);
 
 /* ---- Radix tree (src/radix.c) ------------------------------------------ */
 

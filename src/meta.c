@@ -12,10 +12,18 @@ static struct {
   pthread_mutex_t lock;
   char *cursor; /* next free byte in the current chunk */
   size_t left;  /* bytes left in it */
+  size_t mapped; /* chunks mapped, in bytes */
 } meta = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void _pa_meta_lock(void) { pthread_mutex_lock(&meta.lock); }
 void _pa_meta_unlock(void) { pthread_mutex_unlock(&meta.lock); }
+
+size_t _pa_meta_mapped(void) {
+  pthread_mutex_lock(&meta.lock);
+  size_t mapped = meta.mapped;
+  pthread_mutex_unlock(&meta.lock);
+  return mapped;
+}
 
 /* Zeroed, 64-byte aligned (a cache line: heaps of different threads never
  * share one). */
@@ -31,6 +39,7 @@ void *_pa_meta_alloc(size_t size) {
     }
     meta.cursor = chunk;
     meta.left = META_CHUNK_SIZE;
+    meta.mapped += META_CHUNK_SIZE;
   }
   void *record = meta.cursor;
   meta.cursor += size;

@@ -38,11 +38,9 @@ pa_pool _pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_
  * its freed blocks carry (src/debug.c): at the new class's offsets they
  * would be read as tags of blocks whose dead bytes the other class wrote. */
 static void pool_forget_tags(pa_pool *pool) {
-  char *blocks = (char *)pool + PA_POOL_HEADER_SIZE;
-  size_t size = PA_POOL_SIZE - PA_POOL_HEADER_SIZE;
-  track_undefined(blocks, size);
-  memset(blocks, 0, size);
-  track_noaccess(blocks, size);
+  track_undefined(pool->start, PA_POOL_SIZE);
+  memset(pool->start, 0, PA_POOL_SIZE);
+  track_noaccess(pool->start, PA_POOL_SIZE);
 }
 
 /* Set by the debug hooks (src/debug.c) when they go on, and read by the
@@ -58,9 +56,9 @@ void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
     pool_forget_tags(pool);
   size_t block_size = pa_class_block_size(size_class);
   pool->free = NULL;
-  pool->block_size = (uint16_t)block_size;
+  pool->block_size = (uint32_t)block_size;
   pool->size_class = (uint8_t)size_class;
-  pool->nextoffset = (uint32_t)PA_POOL_HEADER_SIZE;
+  pool->nextoffset = 0;
   pool->maxnextoffset = (uint32_t)(PA_POOL_SIZE - block_size);
 #if PA_SECURE
   pool->canary = _pa_secrets.canary ^ (uintptr_t)pool;

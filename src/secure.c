@@ -48,7 +48,7 @@ void _pa_secure_init(void) { pthread_once(&secrets_once, secrets_make); }
 static const char *const fault_names[] = {
     [PA_FAULT_DOUBLE_FREE] = "double free",
     [PA_FAULT_INVALID_FREE] = "invalid free",
-    [PA_FAULT_BAD_HEADER] = "corrupted pool header",
+    [PA_FAULT_BAD_HEADER] = "corrupted pool record",
     [PA_FAULT_BAD_FREE_LIST] = "corrupted free list",
 };
 
@@ -75,7 +75,7 @@ static uint64_t heap_random(pa_heap *heap) {
 }
 
 static pa_block *pool_block(pa_pool *pool, uintptr_t index) {
-  return (pa_block *)((char *)pool + sizeof(pa_pool) + index * pool->block_size);
+  return (pa_block *)(pool->start + index * pool->block_size);
 }
 
 /* Sattolo's algorithm gives a random cyclic permutation of the blocks: each

@@ -16,8 +16,7 @@
 
 /* Adds one used or full pool to the class table and byte totals given. */
 static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
-                       size_t *bytes_available, size_t *bytes_pool_headers,
-                       size_t *bytes_quantization, const pa_pool_view *pool) {
+                       size_t *bytes_available, size_t *bytes_quantization, const pa_pool_view *pool) {
   struct pa_class_stats *cls = &classes[pool->size_class];
   size_t block_size = pa_class_block_size(pool->size_class);
   size_t capacity = pa_pool_capacity(block_size);
@@ -26,8 +25,7 @@ static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
   cls->blocks_available += capacity - pool->in_use;
   *bytes_in_use += (size_t)pool->in_use * block_size;
   *bytes_available += (capacity - pool->in_use) * block_size;
-  *bytes_pool_headers += PA_POOL_HEADER_SIZE;
-  *bytes_quantization += (PA_POOL_SIZE - PA_POOL_HEADER_SIZE) % block_size;
+  *bytes_quantization += PA_POOL_SIZE % block_size;
 }
 
 /* What the walk fills: the totals, heaps 1..max, and the pool records. */
@@ -48,14 +46,12 @@ static void stats_add_pool(struct walk *w, const pa_pool_view *pool) {
   bool full = pool->state == PA_POOL_FULL;
   s->pools_full += full;
   s->pools_used += !full;
-  count_pool(s->classes, &s->bytes_in_use, &s->bytes_available, &s->bytes_pool_headers,
-             &s->bytes_quantization, pool);
+  count_pool(s->classes, &s->bytes_in_use, &s->bytes_available, &s->bytes_quantization, pool);
   if (pool->heap == 0 || pool->heap > w->max) return;
   struct pa_heap_stats *h = &w->per_heap[pool->heap - 1];
   h->pools_full += full;
   h->pools_used += !full;
-  count_pool(h->classes, &h->bytes_in_use, &h->bytes_available, &h->bytes_pool_headers,
-             &h->bytes_quantization, pool);
+  count_pool(h->classes, &h->bytes_in_use, &h->bytes_available, &h->bytes_quantization, pool);
 }
 
 RACY_READS static void stats_add_heap(void *ctx, pa_heap *heap, const pa_heap_view *view) {
@@ -92,7 +88,7 @@ static void stats_geometry(struct pa_stats *s, struct pa_class_stats *classes) {
   s->small_request_threshold = PA_SMALL_REQUEST_THRESHOLD;
   s->pool_size = PA_POOL_SIZE;
   s->arena_size = PA_ARENA_SIZE;
-  s->pool_header_size = PA_POOL_HEADER_SIZE;
+  s->pool_record_size = sizeof(pa_pool);
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++)
     classes[cls].block_size = pa_class_block_size(cls);
 }
@@ -141,6 +137,7 @@ size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, siz
   _pa_arenas_unlock();
   _pa_heaps_unlock();
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
+  s->bytes_metadata = _pa_meta_mapped();
   _pa_general_counters(s);
   for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
     s->small_allocations += s->domains[d].small_allocations;
@@ -216,7 +213,6 @@ static void print_bytes(FILE *out, const struct pa_stats *s) {
   snprintf(label, sizeof label, "%zu unused pools * %zu bytes", s->pools_empty + s->pools_untouched,
            s->pool_size);
   print_line(out, label, s->bytes_empty_pools);
-  print_line(out, "# bytes lost to pool headers", s->bytes_pool_headers);
   print_line(out, "# bytes lost to quantization", s->bytes_quantization);
   if (s->rounding_blocks) {
     char label[64];
@@ -226,7 +222,8 @@ static void print_bytes(FILE *out, const struct pa_stats *s) {
     fprintf(out, "%-34s = %21s\n", "  of which size-class rounding", "unknown (not tracing)");
   }
   print_line(out, "Total", s->bytes_in_use + s->bytes_available + s->bytes_empty_pools +
-                               s->bytes_pool_headers + s->bytes_quantization);
+                               s->bytes_quantization);
+  print_line(out, "# bytes in poolalloc's records", s->bytes_metadata);
 }
 
 static void print_arenas(FILE *out, const struct pa_stats *s) {
@@ -359,11 +356,11 @@ static void json_classes(FILE *out, const struct pa_class_stats *classes, size_t
 
 static void json_heap(FILE *out, const struct pa_heap_stats *h, size_t classes) {
   fprintf(out, "{\"id\":%u,\"thread\":%d,\"handles\":%s,\"pools_used\":%zu,\"pools_full\":%zu,"
-               "\"bytes_in_use\":%zu,\"bytes_available\":%zu,\"bytes_pool_headers\":%zu,"
+               "\"bytes_in_use\":%zu,\"bytes_available\":%zu,"
                "\"bytes_quantization\":%zu,\"small_allocations\":%zu,\"small_frees\":%zu,"
                "\"classes\":",
           h->id, h->thread, h->handles ? "true" : "false", h->pools_used, h->pools_full,
-          h->bytes_in_use, h->bytes_available, h->bytes_pool_headers, h->bytes_quantization, h->small_allocations, h->small_frees);
+          h->bytes_in_use, h->bytes_available, h->bytes_quantization, h->small_allocations, h->small_frees);
   json_classes(out, h->classes, classes);
   fputs("}", out);
 }
@@ -405,9 +402,9 @@ void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_h
                       size_t nheaps) {
   fprintf(out, "{\"geometry\":{\"alignment\":%zu,\"size_classes\":%zu,"
                "\"small_request_threshold\":%zu,\"pool_size\":%zu,\"arena_size\":%zu,"
-               "\"pool_header_size\":%zu},",
+               "\"pool_record_size\":%zu},",
           s->alignment, s->size_classes, s->small_request_threshold, s->pool_size,
-          s->arena_size, s->pool_header_size);
+          s->arena_size, s->pool_record_size);
   fprintf(out, "\"arenas\":{\"allocated_total\":%zu,\"released\":%zu,\"highwater\":%zu,"
                "\"current\":%zu},",
           s->arenas_allocated_total, s->arenas_released, s->arenas_highwater,
@@ -415,10 +412,10 @@ void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_h
   fprintf(out, "\"pools\":{\"used\":%zu,\"full\":%zu,\"empty\":%zu,\"untouched\":%zu},",
           s->pools_used, s->pools_full, s->pools_empty, s->pools_untouched);
   fprintf(out, "\"bytes\":{\"in_use\":%zu,\"available\":%zu,\"empty_pools\":%zu,"
-               "\"pool_headers\":%zu,\"quantization\":%zu,\"rounding\":%zu,"
+               "\"quantization\":%zu,\"metadata\":%zu,\"rounding\":%zu,"
                "\"rounding_blocks\":%zu},",
-          s->bytes_in_use, s->bytes_available, s->bytes_empty_pools, s->bytes_pool_headers,
-          s->bytes_quantization, s->bytes_rounding, s->rounding_blocks);
+          s->bytes_in_use, s->bytes_available, s->bytes_empty_pools, s->bytes_quantization,
+          s->bytes_metadata, s->bytes_rounding, s->rounding_blocks);
   fprintf(out, "\"raw\":{\"allocations\":%zu,\"frees\":%zu,\"bytes_in_use\":%zu,"
                "\"bytes_peak\":%zu},",
           s->raw_allocations, s->raw_frees, s->raw_bytes_in_use, s->raw_bytes_peak);

@@ -12,9 +12,12 @@
  *   OS ──mmap──> arena (256 KiB, aligned to 256 KiB) ──carved into──> 64 pools
  *
  *   arena  [pool 0][pool 1][pool 2] ... [pool 63]        4 KiB each
- *   pool   [header 48 B][block][block][block]...[waste]  one size class each
+ *   pool   [block][block][block]...[waste]               one size class each
  *
  *   radix tree:  address >> ARENA_BITS ──> arena record (or NULL: not ours)
+ *   arena record (metadata, away from the arena):
+ *     base, free_pools bitmap, lists ... | pools[0] | pools[1] | ... | pools[63]
+ *     pool i's record: class, free list, bump offset, owner, state
  *
  *   thread heap (one per thread)
  *     used[class] ──> pool <──> pool <──> pool      doubly linked, O(1) unhook
@@ -23,10 +26,10 @@
  *   arenas (shared, one lock)
  *     usable ──> arena <──> arena <──> arena   ascending by free pools
  *     all    ──> every arena held, doubly linked (the seeds' arena list)
- *     arena->freepools ──> pool ──> pool       empty pools, singly linked
+ *     arena->free_pools                        empty pools, a bit each
  *
  * A pool is *used* (in its heap's class list: at least one block free),
- * *full* (in no list) or *empty* (on its arena's freepools stack, no class).
+ * *full* (in no list) or *empty* (its bit set in its arena's free_pools).
  * Full pools need no list: a free into one relinks it at the front of its
  * class list.  The one exception to "count == 0 means empty": a heap keeps
  * the last pool of a class in its list even when all its blocks are free, so
@@ -78,6 +81,7 @@
 
 #define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
 #define PA_POOL_MASK (PA_POOL_SIZE - 1)
+#define PA_POOL_BITS __builtin_ctzll(POOLALLOC_POOL_SIZE)
 #define PA_ARENA_SIZE ((size_t)POOLALLOC_ARENA_SIZE)
 #define PA_ARENA_BITS __builtin_ctzll(POOLALLOC_ARENA_SIZE)
 #define PA_POOLS_PER_ARENA (POOLALLOC_ARENA_SIZE / POOLALLOC_POOL_SIZE)
@@ -89,8 +93,8 @@ _Static_assert((POOLALLOC_POOL_SIZE & (POOLALLOC_POOL_SIZE - 1)) == 0 &&
                "POOLALLOC_POOL_SIZE must be a power of two from 4 KiB to 1 MiB");
 _Static_assert((POOLALLOC_ARENA_SIZE & (POOLALLOC_ARENA_SIZE - 1)) == 0 &&
                    POOLALLOC_ARENA_SIZE >= 2 * POOLALLOC_POOL_SIZE &&
-                   POOLALLOC_ARENA_SIZE <= (1 << 30),
-               "POOLALLOC_ARENA_SIZE must be a power of two, at least two pools, at most 1 GiB");
+                   POOLALLOC_ARENA_SIZE <= 64 * POOLALLOC_POOL_SIZE,
+               "POOLALLOC_ARENA_SIZE must be a power of two of 2 to 64 pools");
 
 /* ---- Secure mode (-DPOOLALLOC_SECURE=ON, src/secure.c) ------------------ */
 
@@ -118,24 +122,31 @@ typedef struct pa_block {
 typedef struct pa_heap pa_heap;
 
 enum pa_pool_state {
-  PA_POOL_EMPTY = 0,     /* on an arena's freepools stack */
+  PA_POOL_EMPTY = 0,     /* free in its arena, served a class before */
   PA_POOL_USED = 1,      /* in its heap's class list */
   PA_POOL_FULL = 2,      /* in no list */
-  PA_POOL_UNTOUCHED = 3, /* never carved from its arena (the block query's answer only) */
+  PA_POOL_UNTOUCHED = 3, /* free in its arena, never carved */
 };
 
-/* Lives at the start of every pool; 48 bytes (128 in secure builds), a
- * multiple of 16, so blocks whose size is a multiple of 16 are 16-byte
- * aligned. */
+/* The record of one pool, kept in its arena's record (struct pa_arena),
+ * away from the blocks: nothing is written into a pool's pages but the
+ * blocks and their free links, so a pool gives all its bytes to blocks,
+ * its pages can be given back to the OS while its record stays, and a
+ * stray write from a block never reaches a pool's bookkeeping.  The record
+ * of the pool holding p is found from the arena (the radix tree) and the
+ * pool's index in it, without reading p's page (mimalloc v3 and snmalloc
+ * keep their metadata away from the blocks too).  64 bytes, a cache line
+ * (more in secure builds). */
 typedef struct pa_pool {
   pa_block *free;         /* blocks freed by the owner, reused first */
-  struct pa_pool *next;   /* class list (used) or freepools stack (empty) */
-  struct pa_pool *prev;   /* class list only */
+  struct pa_pool *next;   /* class list (used pools) */
+  struct pa_pool *prev;
   pa_heap *owner;         /* the heap that allocates from this pool */
+  char *start;            /* the pool's first byte: its first block */
   uint32_t count;         /* blocks handed out */
   uint32_t nextoffset;    /* first never-used ("virgin") block: bump carving */
   uint32_t maxnextoffset; /* nextoffset past this: the pool is carved out */
-  uint16_t block_size;
+  uint32_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
 #if PA_SECURE
@@ -145,14 +156,11 @@ typedef struct pa_pool {
   /* bit i set: a block starting PA_ALIGNMENT * i bytes into the pool is
    * handed out.  Atomic: other threads' frees clear bits. */
   _Atomic uint64_t handed_out[PA_SECURE_BITMAP_WORDS];
-  /* last, next to the first block, so an underflow reaches it first */
-  uint64_t canary; /* the secret ^ the pool's address */
+  uint64_t canary; /* the secret ^ the record's address: a wild write shows */
 #endif
 } pa_pool;
 
-#define PA_POOL_HEADER_SIZE sizeof(pa_pool)
 #define PA_CLASS_NONE 0xff
-_Static_assert(sizeof(pa_pool) % 16 == 0, "pool header must keep 16-byte alignment");
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
 
 /* Secure builds: the faults, reported with the address and the pool's
@@ -160,7 +168,7 @@ _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
 enum pa_secure_fault {
   PA_FAULT_DOUBLE_FREE,   /* the block is not handed out */
   PA_FAULT_INVALID_FREE,  /* not the start of a block of its pool */
-  PA_FAULT_BAD_HEADER,    /* the pool header fails its checks */
+  PA_FAULT_BAD_HEADER,    /* the pool's record fails its checks */
   PA_FAULT_BAD_FREE_LIST, /* a free-list link leads outside its pool's free blocks */
 };
 
@@ -209,12 +217,13 @@ struct pa_heap {
 
 /* ---- Arenas -------------------------------------------------------------- */
 
+/* An arena's record, from the metadata (src/meta.c), with the records of
+ * its pools: pool i of the arena at `base` is pools[i]. */
 typedef struct pa_arena {
   uintptr_t base;             /* PA_ARENA_SIZE aligned */
-  _Atomic uintptr_t pool_address; /* next never-carved pool: the block query reads it unlocked */
-  unsigned nfreepools;        /* empty pools on freepools + never-carved pools */
+  uint64_t free_pools;        /* bit i: pool i is empty or never carved */
+  unsigned nfreepools;        /* bits set in free_pools */
   unsigned ntotalpools;
-  pa_pool *freepools;         /* empty pools, singly linked */
   struct pa_arena *next;      /* usable list, ascending nfreepools */
   struct pa_arena *prev;
   struct pa_arena *all_next;  /* every arena held */
@@ -223,6 +232,7 @@ typedef struct pa_arena {
   size_t mapping_size;        /* a region twice as large holding it */
   const pa_arena_allocator *source; /* the allocator that made it */
   uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
+  _Alignas(64) pa_pool pools[PA_POOLS_PER_ARENA];
 } pa_arena;
 
 /* ---- Address -> arena ---------------------------------------------------- */

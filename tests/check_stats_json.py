@@ -26,14 +26,14 @@ def check_stats(stats):
                 "heaps", "small_allocations", "small_frees", "heaps_abandoned", "radix_leaves"):
         expect(key in stats, f"stats lacks {key}")
     geo = stats["geometry"]
-    cap = (geo["pool_size"] - geo["pool_header_size"]) // 16
+    cap = geo["pool_size"] // 16
     cls = {c["block_size"]: c for c in stats["classes"]}
     expect(16 in cls, "no 16-byte class in use")
     expect(cls[16]["blocks_in_use"] == N, f"16-byte blocks in use {cls[16]['blocks_in_use']} != {N}")
     expect(cls[16]["pools"] == math.ceil(N / cap), "16-byte pools")
     expect(cls[16]["blocks_available"] == math.ceil(N / cap) * cap - N, "16-byte available")
     b = stats["bytes"]
-    total = b["in_use"] + b["available"] + b["empty_pools"] + b["pool_headers"] + b["quantization"]
+    total = b["in_use"] + b["available"] + b["empty_pools"] + b["quantization"]
     expect(total == stats["arenas"]["current"] * geo["arena_size"], "bytes do not add up")
     expect(b["rounding"] == 0 and b["rounding_blocks"] == 0, "rounding is unknown untraced")
     expect(stats["freelists"] == {"lists": 0, "hits": 0, "misses": 0, "overflows": 0, "kept": 0,
@@ -61,7 +61,7 @@ def check_snapshot(snap):
             states[pool["state"]] += 1
             if pool["state"] in ("used", "full"):
                 expect(pool["heap"] == 1, "owner heap")
-                expect(pool["capacity"] == (geo["pool_size"] - geo["pool_header_size"]) // pool["block_size"],
+                expect(pool["capacity"] == geo["pool_size"] // pool["block_size"],
                        "capacity")
                 expect(0 < pool["in_use"] <= pool["capacity"], "in_use range")
                 expect(pool["state"] != "full" or pool["in_use"] == pool["capacity"], "full pool")

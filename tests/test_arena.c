@@ -64,7 +64,7 @@ static void test_order_and_release(void) {
     pa_arena *head = _pa_arenas_usable_head();
     pools[i] = _pa_arena_take_pool();
     CHECK(pools[i] != NULL);
-    pa_arena *arena = pa_arena_of(pools[i]);
+    pa_arena *arena = pa_arena_of(pools[i]->start);
     if (head) CHECK(arena == head); /* pools come from the fullest arena */
     if (i % PA_POOLS_PER_ARENA == 0) bases[arenas_seen++] = arena->base;
   }

@@ -23,7 +23,7 @@
 static size_t capacity_of(size_t block_size) {
   struct pa_stats s;
   pa_stats_get(&s);
-  return (s.pool_size - s.pool_header_size) / block_size;
+  return s.pool_size / block_size;
 }
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }

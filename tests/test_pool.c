@@ -12,14 +12,13 @@ static bool in_class_list(pa_pool *pool) {
   return false;
 }
 
-static bool on_arena_freepools(pa_pool *pool) {
-  for (pa_pool *p = pa_arena_of(pool)->freepools; p; p = p->next)
-    if (p == pool) return true;
-  return false;
+static bool free_in_arena(pa_pool *pool) {
+  pa_arena *arena = pa_arena_of(pool->start);
+  return pool->state == PA_POOL_EMPTY && (arena->free_pools >> (pool - arena->pools) & 1);
 }
 
 static size_t offset_in_pool(const void *p) {
-  return (uintptr_t)p - (uintptr_t)pa_pool_of(p);
+  return (uintptr_t)p - (uintptr_t)pa_pool_of(p)->start;
 }
 
 static void test_lazy_carving_and_reuse(void) {
@@ -28,18 +27,18 @@ static void test_lazy_carving_and_reuse(void) {
   CHECK_EQ(pool->state, PA_POOL_USED);
   CHECK_EQ(pool->block_size, 16);
   CHECK_EQ(pool->count, 1);
-  CHECK_EQ((offset_in_pool(a) - PA_POOL_HEADER_SIZE) % 16, 0);
+  CHECK_EQ(offset_in_pool(a) % 16, 0);
 #if PA_SECURE
   CHECK(pool->nextoffset > pool->maxnextoffset); /* every block on the free list at once */
 #else
-  CHECK_EQ(offset_in_pool(a), PA_POOL_HEADER_SIZE);
-  CHECK_EQ(pool->nextoffset, PA_POOL_HEADER_SIZE + 16); /* only one block carved */
+  CHECK_EQ(offset_in_pool(a), 0);
+  CHECK_EQ(pool->nextoffset, 16); /* only one block carved */
 #endif
   unsigned char *b = pa_malloc(SIZE);
   CHECK(PA_SECURE || b == a + 16);
   pa_free(a);
   CHECK(pa_malloc(SIZE) == a); /* the freed block is reused first */
-  CHECK(PA_SECURE || pool->nextoffset == PA_POOL_HEADER_SIZE + 32);
+  CHECK(PA_SECURE || pool->nextoffset == 32);
   pa_free(a);
   pa_free(b);
 }
@@ -55,7 +54,7 @@ static void test_random_order(void) {
   for (size_t i = 0; i < capacity; i++) {
     blocks[i] = pa_malloc(64);
     CHECK(pa_pool_of(blocks[i]) == pa_pool_of(blocks[0]));
-    size_t index = (offset_in_pool(blocks[i]) - PA_POOL_HEADER_SIZE) / 64;
+    size_t index = offset_in_pool(blocks[i]) / 64;
     seen += bits[index] == 0;
     bits[index] = 1;
     ascending += i > 0 && blocks[i] == blocks[i - 1] + 64;
@@ -94,7 +93,7 @@ static void test_transitions(void) {
   for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]); /* used -> empty */
   CHECK_EQ(first->state, PA_POOL_EMPTY);
   CHECK(!in_class_list(first));
-  CHECK(on_arena_freepools(first));
+  CHECK(free_in_arena(first));
   CHECK(_pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
   CHECK(_pa_thread_heap->used_tail[second->size_class] == second);
 
@@ -121,7 +120,7 @@ static void test_empty_pool_reuse(void) {
   void *c = pa_malloc(SIZE);
   void *c2 = pa_malloc(SIZE);
   CHECK(pa_pool_of(c) == pool && pa_pool_of(c2) == pool);
-  CHECK(PA_SECURE || (offset_in_pool(c) == PA_POOL_HEADER_SIZE && c2 == (char *)c + pool->block_size));
+  CHECK(PA_SECURE || (offset_in_pool(c) == 0 && c2 == (char *)c + pool->block_size));
   CHECK_EQ(pool->count, 2);
   pa_free(c2);
   pa_free(c);
@@ -129,13 +128,13 @@ static void test_empty_pool_reuse(void) {
   void *d = pa_malloc(100);
   CHECK(pa_pool_of(d) == pool);
   CHECK_EQ(pool->block_size, pa_class_block_size(pa_domain_class(PA_DOMAIN_MEM, 100)));
-  CHECK(PA_SECURE || offset_in_pool(d) == PA_POOL_HEADER_SIZE);
-  CHECK_EQ((offset_in_pool(d) - PA_POOL_HEADER_SIZE) % pool->block_size, 0);
+  CHECK(PA_SECURE || offset_in_pool(d) == 0);
+  CHECK_EQ(offset_in_pool(d) % pool->block_size, 0);
   pa_free(d);
   pa_collect();
 }
 
-/* The block query: a live block, a pointer inside it, the pool header, a
+/* The block query: a live block, a pointer inside it, the pool's tail, a
  * pool of the arena never carved, and pointers that are not poolalloc's. */
 static void test_block_query(void) {
   char *p = pa_malloc(100);
@@ -149,7 +148,8 @@ static void test_block_query(void) {
   CHECK(block.in_use >= 1);
   CHECK_EQ(pa_class_block_size(block.size_class), 112);
   CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 112);
-  CHECK(pa_block_of(block.pool, &block) && block.start == NULL && block.size == 112);
+  char *tail = block.pool->start + PA_POOL_SIZE - 1; /* 112 divides no pool size */
+  CHECK(pa_block_of(tail, &block) && block.start == NULL && block.size == 112);
   /* the arena's last pool is not carved while only a few are in use */
   char *last = (char *)pa_arena_of(p)->base + PA_ARENA_SIZE - 16;
   CHECK(pa_block_of(last, &block));

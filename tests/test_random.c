@@ -81,7 +81,7 @@ int main(void) {
   for (size_t c = 0; c < mid.size_classes; c++) counted += mid.classes[c].blocks_in_use;
   CHECK_EQ(counted, live_small);
   CHECK_EQ(mid.raw_allocations - mid.raw_frees, live_raw);
-  CHECK_EQ(mid.bytes_in_use + mid.bytes_available + mid.bytes_empty_pools + mid.bytes_pool_headers +
+  CHECK_EQ(mid.bytes_in_use + mid.bytes_available + mid.bytes_empty_pools +
                mid.bytes_quantization,
            mid.arenas_current * mid.arena_size);
 

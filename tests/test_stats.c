@@ -17,7 +17,7 @@
 #include "check.h"
 
 static size_t capacity(const struct pa_stats *s, size_t block_size) {
-  return (s->pool_size - s->pool_header_size) / block_size;
+  return s->pool_size / block_size;
 }
 
 static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
@@ -42,7 +42,7 @@ static void test_class_figures(void) {
   CHECK_EQ(after.classes[cls16].blocks_available, ceil_div(N, cap) * cap - N);
   CHECK_EQ(after.bytes_in_use - before.bytes_in_use, N * 16);
   CHECK_EQ(after.bytes_in_use + after.bytes_available + after.bytes_empty_pools +
-               after.bytes_pool_headers + after.bytes_quantization,
+               after.bytes_quantization,
            after.arenas_current * after.arena_size);
   CHECK_EQ(after.pools_full - before.pools_full, N / cap);
   CHECK_EQ(after.domains[PA_DOMAIN_MEM].small_allocations -
