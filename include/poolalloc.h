@@ -5,8 +5,11 @@
  * Requests of 1..512 bytes are served from pools of one size class each
  * (16 bytes apart, so every result is 16-byte aligned as malloc's must be;
  * the object domain keeps classes 8 bytes apart, see pa_obj_malloc);
- * pools live in arenas mapped from the OS.  Larger requests, and alignments
- * the pools cannot give, go to the raw layer (the C library's malloc).
+ * requests up to a quarter of an arena (64 KiB by default) from runs of
+ * pools in medium classes four per doubling; pools live in arenas mapped
+ * from the OS.  Larger requests, and alignments past a pool, get a mapping
+ * each.  No other allocator is involved but for the RAW domain, which is
+ * the C library's malloc in the library build.
  * Every function may be called from any thread, and a block may be freed by
  * a thread other than the one that allocated it.
  *
@@ -34,14 +37,19 @@ extern "C" {
 #define PA_LIKELY(x) (x)
 #endif
 
-/* Requests up to this many bytes are served from pools. */
+/* Requests up to this many bytes are served from one pool per class;
+ * larger ones up to a quarter of an arena (pa_stats's
+ * large_request_threshold: 64 KiB by default) from runs of pools, and
+ * larger still from mappings of their own. */
 #define PA_SMALL_REQUEST_THRESHOLD 512
-/* The most size classes any build has (8-byte spacing). */
-#define PA_MAX_CLASSES 64
+/* The most size classes any build has (small and medium). */
+#define PA_MAX_CLASSES 128
 
 /* Allocates size bytes, 16-byte aligned (alignof(max_align_t) on x86-64):
  * requests of 1..512 bytes take the smallest block of 16, 32, ..., 512
- * bytes that holds them, as every MEM and RAW function's results.
+ * bytes that holds them, as every MEM and RAW function's results; larger
+ * ones the smallest medium class (640, 768, 896, 1024, 1280, ...), and
+ * past those a mapping of their own, rounded up to a page.
  * pa_malloc(0) returns a unique pointer that must be freed. */
 PA_API PA_MALLOC_LIKE void *pa_malloc(size_t size);
 
@@ -51,12 +59,14 @@ PA_API PA_MALLOC_LIKE void *pa_calloc(size_t count, size_t size);
 /* realloc semantics as glibc has them: ptr NULL is pa_malloc(size); size 0
  * with a non-NULL ptr frees it and returns NULL.  A block stays in place when
  * the new size still fits its class and does not shrink below 3/4 of it;
- * data moves across the 512-byte line both ways.  On failure NULL is
- * returned (errno ENOMEM) and ptr is untouched. */
+ * a large block grows and shrinks in place where its mapping allows, else
+ * the kernel moves its pages (mremap); data moves across the layers both
+ * ways.  On failure NULL is returned (errno ENOMEM) and ptr is untouched. */
 PA_API void *pa_realloc(void *ptr, size_t size);
 
 /* Frees a block from any pa_ function, from any thread.  NULL is a no-op.
- * A pointer the pools did not hand out goes to the raw layer's free. */
+ * A pointer poolalloc did not hand out goes to the raw layer's free (the C
+ * library's); under the override it is left alone. */
 PA_API void pa_free(void *ptr);
 
 /* The bytes usable at ptr (at least what was asked for; exactly that under
@@ -83,18 +93,18 @@ PA_API void pa_collect(void);
  * served by a replaceable allocator:
  *
  *   PA_DOMAIN_RAW  pa_raw_*   large buffers, memory taken with no lock held;
- *                             by default the C library's malloc (glibc's
- *                             __libc_malloc when poolalloc is the malloc)
+ *                             by default the C library's malloc; when
+ *                             poolalloc is the malloc, served as MEM is
  *   PA_DOMAIN_MEM  pa_mem_*   general purpose; pa_malloc and friends, and
  *                             malloc itself under the override library
  *   PA_DOMAIN_OBJ  pa_obj_*   objects
  *
- * MEM and OBJ are served by poolalloc's general allocator by default: 1..512
- * bytes from the pools of the calling thread's heap, 0 bytes as 1, anything
- * larger from the raw layer underneath the domains, as are the frees of
- * pointers the pools did not hand out: a RAW allocator set with
- * pa_set_allocator sees pa_raw_* calls only.  (Until this release MEM's and
- * OBJ's large requests went through the RAW domain's allocator.)
+ * MEM and OBJ are served by poolalloc's general allocator by default: up to
+ * a quarter of an arena from the pools of the calling thread's heap, 0
+ * bytes as 1, anything larger from a mapping of its own; the frees of
+ * pointers poolalloc did not hand out go to the raw layer underneath the
+ * domains: a RAW allocator set with pa_set_allocator sees pa_raw_* calls
+ * only.  (Until 0.2 requests above 512 bytes went to the C library.)
  *
  * Every domain function is thread-safe.  Memory must be released through the
  * domain that allocated it; the debug hooks report "API mismatch" otherwise. */
@@ -262,7 +272,7 @@ PA_API int pa_freelist_stats(const pa_freelist *list, int index, struct pa_freel
  *
  * A table has a heap of its own, so its pools hold its objects only and can
  * be emptied.  Objects of 1..512 bytes live there and can move; larger ones
- * come from the raw layer and stay put.  Handle objects come straight from
+ * come from the calling thread's pools or mappings and stay put.  Handle objects come straight from
  * the table's pools: the domains' layers (debug hooks, tracing) do not see
  * them.
  *
@@ -445,14 +455,15 @@ struct pa_class_stats {
 struct pa_domain_stats {
   size_t small_allocations; /* blocks the pools handed out for it */
   size_t small_frees;       /* its blocks given back to the pools */
-  size_t large_allocations; /* MEM, OBJ: requests sent on to the raw layer;
-                               RAW: blocks the raw layer handed out */
+  size_t large_allocations; /* MEM, OBJ: large blocks; RAW: blocks the raw
+                               layer handed out */
   size_t large_frees;       /* the frees of those */
 };
 
 struct pa_stats {
   /* geometry of this build */
-  size_t alignment, size_classes, small_request_threshold, pool_size, arena_size,
+  size_t alignment, size_classes, small_request_threshold, large_request_threshold,
+      pool_size, arena_size,
       pool_record_size; /* a pool's record, kept in its arena's, outside the pool */
   struct pa_class_stats classes[PA_MAX_CLASSES];
   /* arenas */
@@ -484,12 +495,17 @@ struct pa_stats {
   struct {
     size_t lists, hits, misses, overflows, kept, bytes_kept;
   } freelists;
-  /* raw layer (requests above the threshold, large alignments, foreign
-   * pointers): calls, and bytes as the raw allocator sized them.  Each
+  /* raw layer (the RAW domain's default in the library build): calls, and
+   * bytes as the C library sized them.  Each
    * thread counts its own traffic and these are the sums, exact when read;
    * the peak is followed as threads' net bytes move by 1 MiB, so it may
    * miss a peak by up to 1 MiB per thread (never below what is in use). */
   size_t raw_allocations, raw_frees, raw_bytes_in_use, raw_bytes_peak;
+  /* large blocks (above large_request_threshold, or aligned past a pool),
+   * a mapping each: live ones, their usable and mapped bytes, freed spans
+   * kept for reuse, mappings made and requests the kept ones served */
+  size_t large_blocks, large_bytes_in_use, large_bytes_mapped, large_bytes_cached, large_maps,
+      large_cache_hits;
   /* thread heaps */
   size_t heaps, heaps_abandoned;
   size_t radix_leaves;

@@ -93,6 +93,42 @@ static pa_arena *arena_record(void) {
   return _pa_meta_alloc(sizeof(pa_arena));
 }
 
+static void record_recycle(pa_arena *arena) {
+  arena->base = 0;
+  arena->next = arenas.unused;
+  arenas.unused = arena;
+}
+
+pa_arena *_pa_arena_record_take(void) {
+  pthread_mutex_lock(&arenas.lock);
+  pa_arena *record = arena_record();
+  pthread_mutex_unlock(&arenas.lock);
+  return record;
+}
+
+void _pa_arena_record_give(pa_arena *record) {
+  pthread_mutex_lock(&arenas.lock);
+  record_recycle(record);
+  pthread_mutex_unlock(&arenas.lock);
+}
+
+/* The radix tree's writers hold the arena lock. */
+bool _pa_arenas_register_span(pa_arena *span, uintptr_t base, size_t bytes) {
+  size_t chunks = bytes >> PA_ARENA_BITS;
+  pthread_mutex_lock(&arenas.lock);
+  for (size_t i = 0; i < chunks; i++) {
+    if (span == NULL) {
+      _pa_radix_unregister(base + (i << PA_ARENA_BITS));
+    } else if (!_pa_radix_register(base + (i << PA_ARENA_BITS), span)) {
+      while (i-- > 0) _pa_radix_unregister(base + (i << PA_ARENA_BITS));
+      pthread_mutex_unlock(&arenas.lock);
+      return false;
+    }
+  }
+  pthread_mutex_unlock(&arenas.lock);
+  return true;
+}
+
 /* PA_ARENA_SIZE bytes aligned to PA_ARENA_SIZE, from the arena allocator;
  * what it returned goes to *arena's mapping fields. */
 static void *arena_obtain(pa_arena *arena) {
@@ -123,8 +159,7 @@ static pa_arena *arena_new(void) {
   void *base = arena_obtain(arena);
   if (base == NULL || !_pa_radix_register((uintptr_t)base, arena)) {
     if (base) arena_give_back(arena);
-    arena->next = arenas.unused;
-    arenas.unused = arena;
+    record_recycle(arena);
     errno = ENOMEM;
     return NULL;
   }
@@ -140,7 +175,8 @@ static pa_arena *arena_new(void) {
   for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++)
     arena->pools[i] = (pa_pool){.start = (char *)base + i * PA_POOL_SIZE,
                                 .size_class = PA_CLASS_NONE,
-                                .state = PA_POOL_UNTOUCHED};
+                                .state = PA_POOL_UNTOUCHED,
+                                .run_pools = 1};
   if (arenas.all) arenas.all->all_prev = arena;
   arenas.all = arena;
   arenas.allocated_total++;
@@ -180,23 +216,20 @@ static void arena_release(pa_arena *arena) {
   if (arena->all_next) arena->all_next->all_prev = arena->all_prev;
   _pa_radix_unregister(arena->base);
   arena_give_back(arena);
-  arena->base = 0;
-  arena->next = arenas.unused;
-  arenas.unused = arena;
+  record_recycle(arena);
   arenas.released++;
   arenas.current--;
 }
 
-/* The free pool of the lowest address: pools fill an arena from its start,
- * and one freed recently near there is taken again while it is warm. */
-static pa_pool *arena_pop_pool(pa_arena *arena) {
-  unsigned index = (unsigned)__builtin_ctzll(arena->free_pools);
-  arena->free_pools &= arena->free_pools - 1;
-  return &arena->pools[index];
-}
-
 static long decay_ms(void) {
   return arenas.decay_ms >= 0 ? arenas.decay_ms : _pa_options.arena_decay_ms;
+}
+
+long _pa_arenas_decay_delay_ms(void) {
+  pthread_mutex_lock(&arenas.lock);
+  long ms = decay_ms();
+  pthread_mutex_unlock(&arenas.lock);
+  return ms;
 }
 
 /* The most wholly free arenas kept warm: max(8 MiB, the arenas in use). */
@@ -231,72 +264,114 @@ static void arenas_decay(void) {
     atomic_store_explicit(&decay_due_ms, due, memory_order_relaxed);
 }
 
-pa_pool *_pa_arena_take_pool(void) {
+/* Takes arena off the usable list (it is on it while it has free pools). */
+static void usable_remove(pa_arena *arena) {
+  unsigned nf = arena->nfreepools;
+  if (nf == 0) return;
+  if (arenas.last_with[nf] == arena) {
+    pa_arena *before = arena->prev;
+    arenas.last_with[nf] = before && before->nfreepools == nf ? before : NULL;
+  }
+  usable_unlink(arena);
+}
+
+/* Puts arena back by its free pools, first among the arenas with as many:
+ * so the wholly free ones stand newest first, and the oldest, the next
+ * to go back to the OS, is last_with[PA_POOLS_PER_ARENA]. */
+static void usable_insert(pa_arena *arena) {
+  unsigned nf = arena->nfreepools;
+  if (nf == 0) return; /* a full arena is on no list */
+  pa_arena *after = NULL;
+  for (unsigned k = nf - 1; k > 0 && after == NULL; k--) after = arenas.last_with[k];
+  if (after) {
+    usable_insert_after(arena, after);
+  } else {
+    arena->prev = NULL;
+    arena->next = arenas.usable;
+    if (arenas.usable) arenas.usable->prev = arena;
+    arenas.usable = arena;
+  }
+  if (arenas.last_with[nf] == NULL) arenas.last_with[nf] = arena;
+}
+
+/* The lowest index of npools free pools in a row in free, or -1: pools
+ * fill an arena from its start, so runs find room at its end. */
+static int run_find(uint64_t free, unsigned npools) {
+  uint64_t starts = free;
+  for (unsigned k = 1; k < npools && starts; k++) starts &= free >> k;
+  return starts ? __builtin_ctzll(starts) : -1;
+}
+
+static uint64_t run_mask(unsigned index, unsigned npools) {
+  return (npools == 64 ? ~(uint64_t)0 : ((uint64_t)1 << npools) - 1) << index;
+}
+
+/* Changes arena's free pools by mask (taken or given back) and moves it
+ * to its new place in the usable list. */
+static void arena_change(pa_arena *arena, uint64_t mask, bool taken) {
+  bool was_empty = arena->nfreepools == PA_POOLS_PER_ARENA;
+  usable_remove(arena);
+  arena->free_pools = taken ? arena->free_pools & ~mask : arena->free_pools | mask;
+  arena->nfreepools = (unsigned)__builtin_popcountll(arena->free_pools);
+  usable_insert(arena);
+  bool is_empty = arena->nfreepools == PA_POOLS_PER_ARENA;
+  arenas.empty += is_empty - was_empty;
+  if (is_empty) arena->empty_since_ms = _pa_os_monotonic_ms();
+}
+
+/* The fullest arena with room for the run (a single pool: the head of the
+ * usable list), else a new one; NULL if none can be had. */
+static pa_arena *arena_with_room(unsigned npools, int *index) {
+  for (pa_arena *arena = arenas.usable; arena; arena = arena->next)
+    if (arena->nfreepools >= npools && (*index = run_find(arena->free_pools, npools)) >= 0)
+      return arena;
+  pa_arena *fresh = arena_new();
+  if (fresh == NULL) return NULL;
+  usable_insert(fresh);
+  arenas.empty++;
+  *index = 0;
+  return fresh;
+}
+
+pa_pool *_pa_arena_take_run(unsigned npools) {
   pthread_mutex_lock(&arenas.lock);
   arenas_decay();
-  if (arenas.usable == NULL) {
-    pa_arena *fresh = arena_new();
-    if (fresh == NULL) {
-      pthread_mutex_unlock(&arenas.lock);
-      errno = ENOMEM;
-      return NULL;
-    }
-    arenas.usable = fresh;
-    arenas.last_with[fresh->nfreepools] = fresh;
-    arenas.empty++;
+  int index;
+  pa_arena *arena = arena_with_room(npools, &index);
+  if (arena == NULL) {
+    pthread_mutex_unlock(&arenas.lock);
+    errno = ENOMEM;
+    return NULL;
   }
-  /* The head has the fewest free pools; with one fewer it stays the head and
-   * is the only arena with that count. */
-  pa_arena *arena = arenas.usable;
-  if (arena->nfreepools == PA_POOLS_PER_ARENA) arenas.empty--;
-  if (arenas.last_with[arena->nfreepools] == arena) arenas.last_with[arena->nfreepools] = NULL;
-  arena->nfreepools--;
-  if (arena->nfreepools > 0)
-    arenas.last_with[arena->nfreepools] = arena;
-  else
-    usable_unlink(arena); /* a full arena is on no list */
-  pa_pool *pool = arena_pop_pool(arena);
+  arena_change(arena, run_mask((unsigned)index, npools), true);
+  pa_pool *first = &arena->pools[index];
+  first->run_pools = (uint8_t)npools;
+  first->run_back = 0;
+  for (unsigned k = 1; k < npools; k++) {
+    first[k].state = PA_POOL_RUN;
+    first[k].owner = NULL;
+    first[k].run_pools = 0;
+    first[k].run_back = (uint8_t)k;
+  }
   pthread_mutex_unlock(&arenas.lock);
-  return pool;
+  return first;
 }
 
 static pa_arena *arena_of_pool(const pa_pool *pool) {
   return pa_arena_of(pool->start);
 }
 
-void _pa_arena_return_pool(pa_pool *pool) {
+void _pa_arena_return_run(pa_pool *pool) {
   pa_arena *arena = arena_of_pool(pool);
+  unsigned npools = pool->run_pools;
   pthread_mutex_lock(&arenas.lock);
-  pool->state = PA_POOL_EMPTY;
-  pool->next = pool->prev = NULL;
-  arena->free_pools |= (uint64_t)1 << (pool - arena->pools);
-
-  unsigned nf = arena->nfreepools;
-  pa_arena *last_nf = arenas.last_with[nf];
-  if (last_nf == arena) {
-    pa_arena *before = arena->prev;
-    arenas.last_with[nf] = (before && before->nfreepools == nf) ? before : NULL;
+  for (unsigned k = 0; k < npools; k++) {
+    pool[k].state = PA_POOL_EMPTY;
+    pool[k].next = pool[k].prev = NULL;
+    pool[k].run_pools = 1;
+    pool[k].run_back = 0;
   }
-  arena->nfreepools = nf + 1;
-
-  if (nf == 0) {
-    /* was full, so on no list: it now has the fewest free pools */
-    arena->prev = NULL;
-    arena->next = arenas.usable;
-    if (arenas.usable) arenas.usable->prev = arena;
-    arenas.usable = arena;
-    if (arenas.last_with[1] == NULL) arenas.last_with[1] = arena;
-  } else {
-    if (arenas.last_with[nf + 1] == NULL) arenas.last_with[nf + 1] = arena;
-    if (last_nf != arena) { /* move right behind the arenas that had nf */
-      usable_unlink(arena);
-      usable_insert_after(arena, last_nf);
-    }
-  }
-  if (arena->nfreepools == PA_POOLS_PER_ARENA) {
-    arenas.empty++;
-    arena->empty_since_ms = _pa_os_monotonic_ms();
-  }
+  arena_change(arena, run_mask((unsigned)(pool - arena->pools), npools), false);
   arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
 }
@@ -344,8 +419,15 @@ void _pa_arenas_release_empty(void) {
 RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) {
   const pa_pool *pool = &arena->pools[index];
   if (pool->state == PA_POOL_EMPTY || pool->state == PA_POOL_UNTOUCHED)
-    return (pa_pool_view){.state = pool->state};
-  return (pa_pool_view){pool->state, pool->size_class, pool->count, pool->owner->id};
+    return (pa_pool_view){.state = pool->state, .run_pools = 1};
+  unsigned run_index = pool->run_back;
+  pool -= run_index;
+  return (pa_pool_view){.state = pool->state,
+                        .size_class = pool->size_class,
+                        .run_pools = pool->run_pools,
+                        .run_index = (uint8_t)run_index,
+                        .in_use = pool->count,
+                        .heap = pool->owner->id};
 }
 
 void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,

@@ -1,16 +1,19 @@
 /*
  * Domains: which allocator serves a request.  The path of every request:
  *
- *   pa_raw_*                  -> RAW's allocator: the raw layer (src/raw.c)
+ *   pa_raw_*                  -> RAW's allocator: the raw layer (src/raw.c,
+ *                                the C library's malloc); under the
+ *                                override, the general allocator
  *   pa_mem_* / pa_malloc ...  -> MEM's allocator: the general allocator
  *   pa_obj_*                  -> OBJ's allocator: the general allocator
  *   malloc ... (override)     -> as pa_mem_*
  *
  *   general allocator (src/alloc.c), by size:
  *     1..512 bytes  -> a block of the calling thread's pools (0 counts as 1)
- *     513.. bytes   -> the raw layer, below the domains
- *     alignment > 16, or 16 for a class that is not a multiple of 16
- *                   -> the raw layer's aligned allocation
+ *     513 bytes to a quarter of an arena
+ *                   -> a block of a run of pools (medium classes)
+ *     larger, or aligned past a pool
+ *                   -> a mapping of its own (src/large.c)
  *
  * Each domain has a chain of layers: the default at the bottom, then
  * whatever was set on top (a user's pa_set_allocator, the debug hooks,
@@ -29,6 +32,7 @@
 
 struct pa_fast_limits _pa_fast; /* 0 until the options are read */
 
+#ifndef POOLALLOC_OVERRIDE
 static void *raw_layer_malloc(void *ctx, size_t size) {
   (void)ctx;
   return _pa_raw_malloc(size);
@@ -58,6 +62,7 @@ static size_t raw_layer_usable_size(void *ctx, const void *p) {
   (void)ctx;
   return p ? _pa_raw_usable_size(p) : 0;
 }
+#endif
 
 /* The general layer's ctx is the domain it serves, so its traffic is
  * counted where it belongs. */
@@ -87,9 +92,13 @@ static size_t general_layer_usable_size(void *ctx, const void *p) {
    general_layer_aligned, general_layer_usable_size, NULL}
 
 static const pa_layer default_layers[3] = {
+#ifdef POOLALLOC_OVERRIDE
+    [PA_DOMAIN_RAW] = GENERAL_LAYER(PA_DOMAIN_RAW),
+#else
     [PA_DOMAIN_RAW] = {{NULL, raw_layer_malloc, raw_layer_calloc, raw_layer_realloc,
                         raw_layer_free},
                        raw_layer_aligned, raw_layer_usable_size, NULL},
+#endif
     [PA_DOMAIN_MEM] = GENERAL_LAYER(PA_DOMAIN_MEM),
     [PA_DOMAIN_OBJ] = GENERAL_LAYER(PA_DOMAIN_OBJ),
 };
@@ -197,7 +206,9 @@ bool _pa_allocations_served(void) {
   struct pa_stats counters = {0};
   _pa_arenas_counters(&counters);
   _pa_raw_counters(&counters);
-  return counters.arenas_allocated_total > 0 || counters.raw_allocations > 0;
+  _pa_large_counters(&counters);
+  return counters.arenas_allocated_total > 0 || counters.raw_allocations > 0 ||
+         counters.large_maps > 0;
 }
 
 bool _pa_domains_contain(const pa_layer *layer, pa_domain domain) {

@@ -209,16 +209,14 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls) {
   }
   if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
   _pa_arenas_decay_due();
+  _pa_large_decay_due();
   for (pa_pool *pool = heap->used[cls]; pool != &_pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
     if (block) return block;
     _pa_pool_mark_full(heap, pool);
   }
-  pa_pool *pool = _pa_arena_take_pool();
-  if (pool == NULL) return NULL;
-  _pa_pool_init(pool, heap, (unsigned)cls);
-  _pa_pool_link_front(heap, pool);
-  return pa_pool_take_block(pool);
+  pa_pool *pool = _pa_pool_take_fresh(heap, (unsigned)cls);
+  return pool ? pa_pool_take_block(pool) : NULL;
 }
 
 void _pa_heaps_lock(void) { pthread_mutex_lock(&heaps.lock); }

@@ -31,11 +31,28 @@ static inline size_t pa_domain_class(pa_domain domain, size_t size) {
 static inline size_t pa_domain_spacing(pa_domain domain) {
   return domain == PA_DOMAIN_OBJ ? PA_ALIGNMENT : 16;
 }
+/* Medium classes (513 bytes to PA_LARGE_REQUEST_THRESHOLD): in the
+ * doubling (2^b, 2^(b+1)], the quarter the size falls in. */
+static inline size_t pa_medium_class(size_t size) {
+  size_t s = size - 1;
+  unsigned b = 63 - (unsigned)__builtin_clzll(s); /* 9 and up */
+  return PA_SMALL_CLASSES + 4 * (b - 9) + ((s >> (b - 2)) & 3);
+}
+/* The class of any pool size (1 byte up to PA_LARGE_REQUEST_THRESHOLD). */
+static inline size_t pa_class_of(pa_domain domain, size_t size) {
+  return size <= PA_SMALL_REQUEST_THRESHOLD ? pa_domain_class(domain, size) : pa_medium_class(size);
+}
 static inline size_t pa_class_block_size(unsigned size_class) {
-  return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
+  if (size_class < PA_SMALL_CLASSES) return (size_t)(size_class + 1) << PA_ALIGNMENT_SHIFT;
+  unsigned m = size_class - PA_SMALL_CLASSES, b = 9 + m / 4;
+  return ((size_t)1 << b) + (size_t)(m % 4 + 1) * ((size_t)1 << (b - 2));
 }
 static inline size_t pa_pool_capacity(size_t block_size) {
   return PA_POOL_SIZE / block_size;
+}
+/* The bytes of pool's run (one pool for a small class's). */
+static inline size_t pa_pool_bytes(const pa_pool *pool) {
+  return (size_t)pool->run_pools << PA_POOL_BITS;
 }
 
 /* Free-block links as stored: plain, or in secure builds encoded with the
@@ -82,14 +99,20 @@ static inline void pa_block_set_next(pa_block *block, const pa_block *next) {
 #if PA_SECURE
 static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
   uintptr_t offset = (uintptr_t)p - (uintptr_t)pool->start;
-  return offset < POOLALLOC_POOL_SIZE &&
+  return offset <= pool->maxnextoffset &&
          (uint64_t)(uint32_t)offset * pool->divisor <= pool->divisor - 1;
 }
+/* The block's index: offset / block_size as a multiply-high by the same
+ * divisor, exact for 32-bit offsets (Lemire, Kaser, Kurz 2019). */
+static inline size_t pa_secure_index(const pa_pool *pool, const void *p) {
+  uint64_t offset = (uint64_t)((uintptr_t)p - (uintptr_t)pool->start);
+  return (size_t)(((unsigned __int128)offset * pool->divisor) >> 64);
+}
 static inline uint64_t pa_secure_bit(const pa_pool *pool, const void *p) {
-  return (uint64_t)1 << ((((uintptr_t)p - (uintptr_t)pool->start) >> PA_ALIGNMENT_SHIFT) & 63);
+  return (uint64_t)1 << (pa_secure_index(pool, p) & 63);
 }
 static inline _Atomic uint64_t *pa_secure_word(pa_pool *pool, const void *p) {
-  return &pool->handed_out[((uintptr_t)p - (uintptr_t)pool->start) >> PA_ALIGNMENT_SHIFT >> 6];
+  return &pool->handed_out[pa_secure_index(pool, p) >> 6];
 }
 #endif
 
@@ -124,7 +147,7 @@ static inline void pa_secure_free(pa_pool *pool, const void *p) {
 #if PA_SECURE
   if (__builtin_expect(pool->canary != (_pa_secrets.canary ^ (uintptr_t)pool) ||
                            pool->size_class >= PA_NUM_CLASSES ||
-                           pool->block_size != ((unsigned)pool->size_class + 1) << PA_ALIGNMENT_SHIFT,
+                           pool->block_size != pa_class_block_size(pool->size_class),
                        0))
     _pa_secure_fault(PA_FAULT_BAD_HEADER, pool, p);
   if (__builtin_expect(!pa_secure_block_start(pool, p), 0))
@@ -182,7 +205,8 @@ static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
   pa_pool_free_local(heap, pool, p);
 }
 
-/* So a pool going empty was never full (pa_pool_free_local relies on it). */
+/* So a pool going empty was never full (pa_pool_free_local relies on it);
+ * runs are made long enough to hold two blocks (src/pool.c). */
 _Static_assert(POOLALLOC_POOL_SIZE / 512 >= 2, "every pool holds two blocks");
 
 static inline pa_heap *pa_counting_heap(void) {
@@ -220,16 +244,22 @@ static inline pa_pool *pa_pool_in(pa_arena *arena, const void *p) {
                      ((uintptr_t)(PA_POOLS_PER_ARENA - 1) << record_bits);
   return (pa_pool *)((char *)arena->pools + offset);
 }
-/* The same for a p known to lie in poolalloc's arenas. */
+
+/* The record that serves pool: its run's first for a run's later pools. */
+static inline pa_pool *pa_pool_serving(pa_pool *pool) {
+  return pool - pool->run_back;
+}
+/* The record serving a p known to lie in poolalloc's arenas. */
 static inline pa_pool *pa_pool_of(const void *p) {
-  return pa_pool_in(pa_arena_of(p), p);
+  return pa_pool_serving(pa_pool_in(pa_arena_of(p), p));
 }
 
 /* The block query: what poolalloc knows of a pointer into its arenas. */
 typedef struct pa_block_info {
-  pa_pool *pool;  /* the record of the pool the pointer lies in */
+  pa_pool *pool;  /* the record of the pool (or run) the pointer lies in */
   char *start;    /* the block it lies in; NULL in a pool's tail, or a pool
-                     that has no class */
+                     that never had a class (an empty pool answers for the
+                     class it had) */
   size_t size;    /* the pool's block size; 0 without a class */
   uint32_t in_use;    /* the pool's blocks handed out */
   uint8_t size_class; /* the pool's class, with a size */
@@ -243,16 +273,22 @@ typedef struct pa_block_info {
 static inline bool pa_block_of(const void *p, pa_block_info *out) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return false;
-  pa_pool *pool = pa_pool_in(arena, p);
-  uint8_t state = pool->state;
-  bool sized = state == PA_POOL_USED || state == PA_POOL_FULL;
-  *out = (pa_block_info){.pool = pool, .state = state};
-  if (!sized) return true;
-  out->size = pool->block_size;
+  pa_pool *pool = pa_pool_serving(pa_pool_in(arena, p));
+  /* Decided by the block size, which stays while any block of the pool is
+   * live, not by the state, which its owner changes as it fills (read
+   * here for callers that want it, racily) */
+  *out = (pa_block_info){.pool = pool, .state = pool->state, .size = pool->block_size};
+  if (arena->large_size != 0) { /* a large span: one block */
+    out->size = arena->large_size;
+    out->start = pool->start;
+    out->in_use = 1;
+    return true;
+  }
+  if (out->size == 0) return true;
   out->in_use = pool->count;
   out->size_class = pool->size_class;
   uintptr_t index = ((uintptr_t)p - (uintptr_t)pool->start) / out->size;
-  if (index < pa_pool_capacity(out->size)) out->start = pool->start + index * out->size;
+  if (index < pa_pool_bytes(pool) / out->size) out->start = pool->start + index * out->size;
   return true;
 }
 
@@ -279,16 +315,18 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   return _pa_domain_malloc(size, domain);
 }
 
-/* p is a block of pool. */
+/* p lies in pool, whose record may be a run's later pool's (never the
+ * calling heap's: its owner is NULL); the out-of-line path finds the
+ * record that serves it. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = _pa_thread_heap;
-  pa_secure_free(pool, p);
-  track_free(p, pool->block_size);
   if (__builtin_expect(pool->owner == heap, 1)) {
+    pa_secure_free(pool, p);
+    track_free(p, pool->block_size);
     heap->counts.frees[domain]++;
     pa_pool_free_local(heap, pool, p);
   } else {
-    _pa_general_free_remote(heap, pool, p, domain);
+    _pa_general_free_other(heap, pool, p, domain);
   }
 }
 

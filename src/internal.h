@@ -21,6 +21,10 @@ void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
  * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
 void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard);
+/* [p, p + old) grown or shrunk to size bytes where it is (to NULL), or
+ * moved, pages and all, over the mapping at `to`; NULL if the kernel
+ * cannot, and nothing changed. */
+void *_pa_os_remap(void *p, size_t old, size_t size, void *to);
 size_t _pa_os_page_size(void);
 /* Fills buf with bytes from the kernel's random source; false if it cannot. */
 bool _pa_os_random(void *buf, size_t size);
@@ -75,8 +79,12 @@ static inline void _pa_secure_init(void) {}
 
 /* ---- Arenas (src/arena.c) ---------------------------------------------- */
 
-pa_pool *_pa_arena_take_pool(void);
-void _pa_arena_return_pool(pa_pool *pool);
+/* npools contiguous free pools of one arena, the record of the first
+ * returned with run_pools set and the others marked as its run's; NULL
+ * (errno ENOMEM) if out of memory. */
+pa_pool *_pa_arena_take_run(unsigned npools);
+/* Gives pool's run back (every pool of it empty). */
+void _pa_arena_return_run(pa_pool *pool);
 /* Releases every wholly free arena now, the spare and the decaying ones. */
 void _pa_arenas_release_empty(void);
 /* Releases the wholly free arenas past the decay delay, as a pool taken or
@@ -88,6 +96,16 @@ void _pa_arenas_decay_idle(void);
 void _pa_arenas_decay_due(void);
 /* Pools of pool's arena that serve a class now; with the arena lock held. */
 unsigned _pa_arena_pools_in_use(const pa_pool *pool);
+/* A record for an arena or a large span, from the recycled ones or the
+ * metadata; NULL if out of memory.  And its recycling. */
+pa_arena *_pa_arena_record_take(void);
+void _pa_arena_record_give(pa_arena *record);
+/* Registers every arena-sized chunk of [base, base + bytes) with span in
+ * the radix tree (span NULL: unregisters them); false, none registered,
+ * if the tree cannot grow. */
+bool _pa_arenas_register_span(pa_arena *span, uintptr_t base, size_t bytes);
+/* The decay delay in ms (pa_arena_decay_ms, POOLALLOC_ARENA_DECAY_MS). */
+long _pa_arenas_decay_delay_ms(void);
 /* Wholly free arenas held: the spare and those waiting out the decay. */
 size_t _pa_arenas_empty_count(void);
 void _pa_arenas_lock(void);
@@ -104,8 +122,11 @@ pa_arena *_pa_arenas_usable_head(void);
 
 /* ---- Pools (src/pool.c) ------------------------------------------------- */
 
-void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class);
-void _pa_pool_link_front(pa_heap *heap, pa_pool *pool);
+/* The pools of a run of the class (1 for a small class). */
+unsigned _pa_class_run_pools(unsigned cls);
+/* A fresh pool (or run) from the arenas, set up for the class and linked
+ * at the front of heap's class list; NULL if out of memory. */
+pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class);
 void _pa_pool_unlink(pa_heap *heap, pa_pool *pool);
 void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
@@ -164,6 +185,23 @@ void _pa_heaps_unlock(void);
 void _pa_heaps_walk(void (*visit)(void *ctx, pa_heap *heap, const pa_heap_view *view), void *ctx);
 size_t _pa_heaps_count(void);
 
+/* ---- Large blocks (src/large.c) ------------------------------------------ */
+
+/* A block of size bytes in a span of its own, aligned to alignment (at
+ * least the arena size), zeroed if asked; NULL (errno ENOMEM) on failure. */
+void *_pa_large_malloc(size_t size, size_t alignment, bool zero);
+void _pa_large_free(pa_arena *span);
+/* The span's block resized to size where it is, or moved by the kernel;
+ * NULL (the block untouched) if neither can be done. */
+void *_pa_large_realloc(pa_arena *span, size_t size);
+/* Gives back the cached spans past the decay delay, when one is due. */
+void _pa_large_decay_due(void);
+/* Gives back every cached span (pa_collect). */
+void _pa_large_release_cached(void);
+void _pa_large_counters(struct pa_stats *out);
+void _pa_large_lock(void);
+void _pa_large_unlock(void);
+
 /* ---- Raw layer (large requests, foreign pointers) ------------------------ */
 
 void *_pa_raw_malloc(size_t size);
@@ -187,7 +225,9 @@ void _pa_general_counters(struct pa_stats *out);
 /* The slow paths of a pool block's malloc and free through domain: the
  * heap below knows no domain, so the traffic is counted here. */
 void *_pa_general_small_slow(pa_heap *heap, size_t cls, pa_domain domain);
-void _pa_general_free_remote(pa_heap *self, pa_pool *pool, void *p, pa_domain domain);
+/* p lies in pool, which the calling thread's heap self does not own, or
+ * which is a run's later pool. */
+void _pa_general_free_other(pa_heap *self, pa_pool *pool, void *p, pa_domain domain);
 
 /* ---- Domains and their layers (src/domain.c, debug.c, trace.c) --------- */
 

@@ -11,7 +11,8 @@
 
 #include "internal.h"
 
-struct _pa_options _pa_options = {.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS};
+struct _pa_options _pa_options = {.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS,
+                                  .large_cache_mb = PA_LARGE_CACHE_DEFAULT_MB};
 
 /* Where the statistics go at exit: a copy of stderr taken at start-up (some
  * programs close fd 2 before the destructors run, as GNU coreutils'
@@ -73,18 +74,18 @@ static void option_fail_maps(const char *text) {
   _pa_os_fail_maps((size_t)first, (size_t)last);
 }
 
-/* POOLALLOC_ARENA_DECAY_MS=MS, 0 to PA_ARENA_DECAY_MAX_MS. */
-static void option_arena_decay(const char *text) {
-  _pa_options.arena_decay_ms = PA_ARENA_DECAY_DEFAULT_MS;
-  if (text == NULL || *text == '\0') return;
+/* The variable name's number, 0 to max (in unit), or fallback when it is
+ * unset or out of range (said so on stderr). */
+static long option_number(const char *name, long fallback, long max, const char *unit) {
+  const char *text = getenv(name);
+  if (text == NULL || *text == '\0') return fallback;
   char *end;
-  long long ms = strtoll(text, &end, 10);
-  if (*end != '\0' || ms < 0 || ms > PA_ARENA_DECAY_MAX_MS) {
-    _pa_message("poolalloc: POOLALLOC_ARENA_DECAY_MS=%s ignored: expected 0 to %ld (ms)", text,
-               (long)PA_ARENA_DECAY_MAX_MS);
-    return;
+  long long n = strtoll(text, &end, 10);
+  if (*end != '\0' || n < 0 || n > max) {
+    _pa_message("poolalloc: %s=%s ignored: expected 0 to %ld (%s)", name, text, max, unit);
+    return fallback;
   }
-  _pa_options.arena_decay_ms = (long)ms;
+  return (long)n;
 }
 
 void _pa_options_init(void) {
@@ -106,16 +107,19 @@ void _pa_options_init(void) {
   option_copy(_pa_options.sample_path, getenv("POOLALLOC_SAMPLE_FILE"));
   option_copy(_pa_options.snapshot_path, getenv("POOLALLOC_SNAPSHOT"));
   option_fail_maps(getenv("POOLALLOC_FAIL_MAPS"));
-  option_arena_decay(getenv("POOLALLOC_ARENA_DECAY_MS"));
+  _pa_options.arena_decay_ms = option_number("POOLALLOC_ARENA_DECAY_MS", PA_ARENA_DECAY_DEFAULT_MS,
+                                              PA_ARENA_DECAY_MAX_MS, "ms");
+  _pa_options.large_cache_mb = option_number("POOLALLOC_LARGE_CACHE_MB", PA_LARGE_CACHE_DEFAULT_MB,
+                                             PA_LARGE_CACHE_MAX_MB, "MiB");
   if (_pa_options.show_stats && stats_path[0] == '\0')
     stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
   if (_pa_options.verbose)
     _pa_message("poolalloc: options: POOLALLOC_SHOW_STATS=%d POOLALLOC_VERBOSE=1 "
                "POOLALLOC_DEBUG=%d POOLALLOC_TRACE=%d POOLALLOC_SAMPLE=%d "
-               "POOLALLOC_ARENA_DECAY_MS=%ld; "
+               "POOLALLOC_ARENA_DECAY_MS=%ld POOLALLOC_LARGE_CACHE_MB=%ld; "
                "classes %zu bytes apart up to %d, pools %zu bytes, arenas %zu bytes%s",
                _pa_options.show_stats, _pa_options.debug, _pa_options.trace, _pa_options.sample_ms,
-               _pa_options.arena_decay_ms,
+               _pa_options.arena_decay_ms, _pa_options.large_cache_mb,
                PA_ALIGNMENT, PA_SMALL_REQUEST_THRESHOLD, PA_POOL_SIZE, PA_ARENA_SIZE,
                PA_SECURE ? "; secure build" : "");
 }

@@ -97,16 +97,17 @@ PA_EXPORT int mallopt(int param, int value) {
 
 /* glibc's fields for poolalloc's figures: the arenas held are `arena`,
  * their free blocks and empty pools `fordblks`, pool blocks in use and the
- * raw layer's blocks `uordblks` (the latter also as `hblkhd`). */
+ * large blocks (a mapping each, as glibc's mmapped chunks) `uordblks`, the
+ * latter also as `hblks` and `hblkhd`. */
 PA_EXPORT struct mallinfo2 mallinfo2(void) {
   struct pa_stats s;
   pa_stats_get(&s);
   return (struct mallinfo2){
       .arena = s.arenas_current * s.arena_size,
       .ordblks = s.pools_empty + s.pools_untouched,
-      .hblks = s.raw_allocations - s.raw_frees,
-      .hblkhd = s.raw_bytes_in_use,
-      .uordblks = s.bytes_in_use + s.raw_bytes_in_use,
+      .hblks = s.large_blocks,
+      .hblkhd = s.large_bytes_in_use,
+      .uordblks = s.bytes_in_use + s.large_bytes_in_use,
       .fordblks = s.bytes_available + s.bytes_empty_pools,
       .keepcost = s.bytes_empty_pools,
   };
@@ -138,13 +139,13 @@ PA_EXPORT int malloc_info(int options, FILE *out) {
                         "<total type=\"arenas\" count=\"%zu\" size=\"%zu\"/>\n"
                         "<total type=\"in-use\" size=\"%zu\"/>\n"
                         "<total type=\"free\" size=\"%zu\"/>\n"
-                        "<total type=\"raw\" count=\"%zu\" size=\"%zu\"/>\n"
+                        "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
                         "<system type=\"current\" size=\"%zu\"/>\n"
                         "<system type=\"max\" size=\"%zu\"/>\n"
                         "</malloc>\n",
                         s.arenas_current, s.arenas_current * s.arena_size, s.bytes_in_use,
-                        s.bytes_available + s.bytes_empty_pools, s.raw_allocations - s.raw_frees,
-                        s.raw_bytes_in_use, s.arenas_current * s.arena_size,
+                        s.bytes_available + s.bytes_empty_pools, s.large_blocks,
+                        s.large_bytes_in_use, s.arenas_current * s.arena_size,
                         s.arenas_highwater * s.arena_size);
   return written < 0 ? -1 : 0;
 }

@@ -36,11 +36,35 @@ pa_pool _pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_
 
 /* Under the debug hooks, a pool going to another class forgets the tags
  * its freed blocks carry (src/debug.c): at the new class's offsets they
- * would be read as tags of blocks whose dead bytes the other class wrote. */
+ * would be read as tags of blocks whose dead bytes the other class wrote.
+ * A run forgets them always: its later pools may have served any class. */
 static void pool_forget_tags(pa_pool *pool) {
-  track_undefined(pool->start, PA_POOL_SIZE);
-  memset(pool->start, 0, PA_POOL_SIZE);
-  track_noaccess(pool->start, PA_POOL_SIZE);
+  size_t bytes = pa_pool_bytes(pool);
+  track_undefined(pool->start, bytes);
+  memset(pool->start, 0, bytes);
+  track_noaccess(pool->start, bytes);
+}
+
+/* The pools of a run of class cls: one for a small class; for a medium
+ * one, the shortest run that holds eight blocks or a quarter of an arena,
+ * whichever is less, two blocks at least, and wastes no more than an
+ * eighth of itself on a tail too small for a block (or, failing that
+ * within half an arena, the run that wastes least).  640-byte blocks take
+ * runs of 2 pools (12 blocks), 4 KiB ones 8 pools (8 blocks), 64 KiB ones
+ * 32 pools (2 blocks). */
+unsigned _pa_class_run_pools(unsigned cls) {
+  if (cls < PA_SMALL_CLASSES) return 1;
+  size_t block = pa_class_block_size(cls);
+  size_t target = block * 8 < PA_ARENA_SIZE / 4 ? block * 8 : PA_ARENA_SIZE / 4;
+  unsigned best = PA_POOLS_PER_ARENA / 2;
+  size_t best_waste = SIZE_MAX;
+  for (unsigned n = (unsigned)((target + PA_POOL_SIZE - 1) / PA_POOL_SIZE); n <= PA_POOLS_PER_ARENA / 2; n++) {
+    size_t bytes = (size_t)n * PA_POOL_SIZE;
+    if (bytes / block < 2) continue;
+    if (bytes % block <= bytes / 8) return n;
+    if (bytes % block < best_waste) best = n, best_waste = bytes % block;
+  }
+  return best;
 }
 
 /* Set by the debug hooks (src/debug.c) when they go on, and read by the
@@ -48,18 +72,20 @@ static void pool_forget_tags(pa_pool *pool) {
  * tracing's rounding figures.  Defined here, the lowest file that reads it. */
 bool _pa_debug_hooks_installed;
 
-void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
+static void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
+  bool served = pool->size_class != PA_CLASS_NONE;
+  if (_pa_debug_hooks_installed && (pool->run_pools > 1 || (served && pool->size_class != size_class)))
+    pool_forget_tags(pool);
   pool->owner = owner;
   pool->state = PA_POOL_USED;
   pool->count = 0;
-  if (pool->size_class != size_class && pool->size_class != PA_CLASS_NONE && _pa_debug_hooks_installed)
-    pool_forget_tags(pool);
+  for (unsigned k = 1; k < pool->run_pools; k++) pool[k].size_class = (uint8_t)size_class;
   size_t block_size = pa_class_block_size(size_class);
   pool->free = NULL;
   pool->block_size = (uint32_t)block_size;
   pool->size_class = (uint8_t)size_class;
   pool->nextoffset = 0;
-  pool->maxnextoffset = (uint32_t)(PA_POOL_SIZE - block_size);
+  pool->maxnextoffset = (uint32_t)(pa_pool_bytes(pool) - block_size);
 #if PA_SECURE
   pool->canary = _pa_secrets.canary ^ (uintptr_t)pool;
   pool->divisor = UINT64_MAX / block_size + 1;
@@ -67,7 +93,7 @@ void _pa_pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
 #endif
 }
 
-void _pa_pool_link_front(pa_heap *heap, pa_pool *pool) {
+static void pool_link_front(pa_heap *heap, pa_pool *pool) {
   pa_pool *first = heap->used[pool->size_class];
   pool->prev = NULL;
   pool->next = (first == &_pa_empty_pool) ? NULL : first;
@@ -81,7 +107,7 @@ void _pa_pool_link_front(pa_heap *heap, pa_pool *pool) {
 static void pool_link_back(pa_heap *heap, pa_pool *pool) {
   pa_pool *last = heap->used_tail[pool->size_class];
   if (last == NULL) {
-    _pa_pool_link_front(heap, pool);
+    pool_link_front(heap, pool);
     return;
   }
   pool->next = NULL;
@@ -114,9 +140,17 @@ void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
   return block;
 }
 
+pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class) {
+  pa_pool *pool = _pa_arena_take_run(_pa_class_run_pools(size_class));
+  if (pool == NULL) return NULL;
+  pool_init(pool, heap, size_class);
+  pool_link_front(heap, pool);
+  return pool;
+}
+
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
   _pa_pool_unlink(heap, pool);
-  _pa_arena_return_pool(pool);
+  _pa_arena_return_run(pool);
 }
 
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool) {

@@ -1,19 +1,18 @@
 /*
- * The raw layer: requests above the small-request threshold, alignments the
- * pools cannot give, and every pointer the pools did not hand out.
+ * The raw layer: the RAW domain's default in the library build, where it
+ * is the C library's malloc (as CPython's raw domain is), and what the
+ * general allocator does with a pointer that is not poolalloc's: the C
+ * library's too, so pa_free of a pa_raw_malloc block still works.
  *
- * Library build: the C library's malloc, as CPython's raw domain is.
- * Override build (POOLALLOC_OVERRIDE, src/override.c): we *are* malloc, so
- * the raw layer calls glibc's own entry points, __libc_malloc and friends.
- * glibc exports no internal malloc_usable_size, so glibc's own is looked
- * up once in libc itself, when first needed: not the next definition after
- * ours, which in a program linked with another allocator (Debian's
- * redis-server and jemalloc) is that allocator's, and would be handed
- * glibc's pointers.
+ * Under the override (POOLALLOC_OVERRIDE, src/override.c) poolalloc *is*
+ * malloc and no other allocator is ever called: the RAW domain is served
+ * by the general allocator (src/domain.c), and a pointer poolalloc did not
+ * hand out (a program's bug, or memory from before poolalloc was loaded)
+ * is left alone, as mimalloc does: freeing it does nothing, its usable
+ * size is 0, and realloc refuses it with ENOMEM.  POOLALLOC_VERBOSE names
+ * each one.
  */
-#include <dlfcn.h>
 #include <errno.h>
-#include <gnu/lib-names.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -21,31 +20,25 @@
 #include "inline.h"
 
 #ifdef POOLALLOC_OVERRIDE
-void *__libc_malloc(size_t size);
-void *__libc_calloc(size_t count, size_t size);
-void *__libc_realloc(void *p, size_t size);
-void *__libc_memalign(size_t alignment, size_t size);
-void __libc_free(void *p);
-#define system_malloc __libc_malloc
-#define system_calloc __libc_calloc
-#define system_realloc __libc_realloc
-#define system_free __libc_free
-
-static void *system_aligned(size_t alignment, size_t size) {
-  return __libc_memalign(alignment, size);
+static void foreign(const char *call, const void *p) {
+  if (_pa_options.verbose) _pa_message("poolalloc: %s(%p): not poolalloc's; left alone", call, p);
 }
 
-static size_t system_usable_size(void *p) {
-  static _Atomic(size_t (*)(void *)) usable_size;
-  size_t (*fn)(void *) = atomic_load_explicit(&usable_size, memory_order_acquire);
-  if (fn == NULL) {
-    void *libc = dlopen(LIBC_SO, RTLD_LAZY | RTLD_NOLOAD);
-    fn = libc ? (size_t (*)(void *))dlsym(libc, "malloc_usable_size") : NULL;
-    if (fn == NULL) return 0;
-    atomic_store_explicit(&usable_size, fn, memory_order_release);
-  }
-  return fn(p);
+void _pa_raw_free(void *p) { foreign("free", p); }
+
+void *_pa_raw_realloc(void *p, size_t size) {
+  (void)size;
+  foreign("realloc", p);
+  errno = ENOMEM;
+  return NULL;
 }
+
+size_t _pa_raw_usable_size(const void *p) {
+  foreign("malloc_usable_size", p);
+  return 0;
+}
+
+void _pa_raw_counters(struct pa_stats *out) { (void)out; }
 #else
 #define system_malloc malloc
 #define system_calloc calloc
@@ -59,7 +52,6 @@ static void *system_aligned(size_t alignment, size_t size) {
   if (failure) errno = failure;
   return failure ? NULL : p;
 }
-#endif
 
 /* Each thread counts its raw calls and bytes in its heap (struct
  * pa_heap_counts), so no raw call writes a cache line another thread
@@ -160,3 +152,4 @@ void _pa_raw_counters(struct pa_stats *out) {
   raise_peak(out->raw_bytes_in_use);
   out->raw_bytes_peak = atomic_load_explicit(&raw.peak, memory_order_relaxed);
 }
+#endif

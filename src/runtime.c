@@ -13,9 +13,10 @@
  *                while its frees are still the owner's, then its heap
  *                abandoned for the next thread.
  *   fork()       every lock, in one order: tracing, domains, heaps,
- *                arenas, metadata; the child abandons the heaps of the
- *                threads it does not have.
- *   pa_collect   free lists, the heap, exited threads' heaps, free arenas.
+ *                large spans, arenas, metadata; the child abandons the
+ *                heaps of the threads it does not have.
+ *   pa_collect   free lists, the heap, exited threads' heaps, cached
+ *                large spans, free arenas.
  *   exit         one routine, the reports in a fixed order: blocks still
  *                traced (POOLALLOC_TRACE), the statistics
  *                (POOLALLOC_SHOW_STATS), the last sample and the snapshot
@@ -52,6 +53,7 @@ static void fork_prepare(void) {
   _pa_trace_lock();
   _pa_domains_lock();
   _pa_heaps_lock();
+  _pa_large_lock();
   _pa_arenas_lock();
   _pa_meta_lock();
 }
@@ -59,6 +61,7 @@ static void fork_prepare(void) {
 static void fork_parent(void) {
   _pa_meta_unlock();
   _pa_arenas_unlock();
+  _pa_large_unlock();
   _pa_heaps_unlock();
   _pa_domains_unlock();
   _pa_trace_unlock();
@@ -67,6 +70,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   _pa_meta_unlock();
   _pa_arenas_unlock();
+  _pa_large_unlock();
   _pa_domains_unlock();
   _pa_trace_unlock();
   _pa_heaps_fork_child(); /* unlocks the heaps */
@@ -108,6 +112,7 @@ void pa_collect(void) {
     _pa_heap_collect(_pa_thread_heap);
   }
   _pa_heaps_collect_abandoned();
+  _pa_large_release_cached();
   _pa_arenas_release_empty();
 }
 

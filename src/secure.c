@@ -84,7 +84,7 @@ static pa_block *pool_block(pa_pool *pool, uintptr_t index) {
  * indices replaced by encoded links on the way.  No memory beyond the
  * pool's own. */
 void _pa_secure_shuffle_pool(pa_pool *pool, pa_heap *owner) {
-  uintptr_t n = pa_pool_capacity(pool->block_size);
+  uintptr_t n = pa_pool_bytes(pool) / pool->block_size;
   for (uintptr_t i = 0; i < n; i++) {
     track_undefined(pool_block(pool, i), sizeof(pa_block));
     pool_block(pool, i)->next = (pa_block *)i;

@@ -70,9 +70,10 @@ static void write_pool(FILE *out, const struct snapshot_pool *pool) {
   }
   size_t block_size = pa_class_block_size(pool->size_class);
   fprintf(out, "{\"state\":\"%s\",\"class\":%u,\"block_size\":%zu,\"in_use\":%u,"
-               "\"capacity\":%zu,\"heap\":%u}",
+               "\"capacity\":%zu,\"heap\":%u,\"run_pools\":%u,\"run_index\":%u}",
           pool_state_names[pool->state], pool->size_class, block_size, pool->in_use,
-          pa_pool_capacity(block_size), pool->heap);
+          (size_t)pool->run_pools * PA_POOL_SIZE / block_size, pool->heap, pool->run_pools,
+          pool->run_index);
 }
 
 void _pa_snapshot_write(FILE *out, const struct snapshot *snap) {

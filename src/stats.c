@@ -14,18 +14,21 @@
 
 #include "inline.h"
 
-/* Adds one used or full pool to the class table and byte totals given. */
+/* Adds one used or full pool (or run, seen at its first pool) to the class
+ * table and byte totals given. */
 static void count_pool(struct pa_class_stats *classes, size_t *bytes_in_use,
                        size_t *bytes_available, size_t *bytes_quantization, const pa_pool_view *pool) {
+  if (pool->run_index != 0) return;
   struct pa_class_stats *cls = &classes[pool->size_class];
   size_t block_size = pa_class_block_size(pool->size_class);
-  size_t capacity = pa_pool_capacity(block_size);
-  cls->pools++;
+  size_t bytes = (size_t)pool->run_pools * PA_POOL_SIZE;
+  size_t capacity = bytes / block_size;
+  cls->pools += pool->run_pools;
   cls->blocks_in_use += pool->in_use;
   cls->blocks_available += capacity - pool->in_use;
   *bytes_in_use += (size_t)pool->in_use * block_size;
   *bytes_available += (capacity - pool->in_use) * block_size;
-  *bytes_quantization += PA_POOL_SIZE % block_size;
+  *bytes_quantization += bytes % block_size;
 }
 
 /* What the walk fills: the totals, heaps 1..max, and the pool records. */
@@ -61,7 +64,7 @@ RACY_READS static void stats_add_heap(void *ctx, pa_heap *heap, const pa_heap_vi
   s->heaps_abandoned += view->abandoned;
   const struct pa_heap_counts *c = view->counts;
   size_t allocations = 0, frees = 0;
-  for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
+  for (int d = PA_DOMAIN_RAW; d <= PA_DOMAIN_OBJ; d++) {
     s->domains[d].small_allocations += c->allocations[d];
     s->domains[d].small_frees += c->frees[d];
     s->domains[d].large_allocations += c->large_allocations[d];
@@ -86,6 +89,7 @@ static void stats_geometry(struct pa_stats *s, struct pa_class_stats *classes) {
   s->alignment = PA_ALIGNMENT;
   s->size_classes = PA_NUM_CLASSES;
   s->small_request_threshold = PA_SMALL_REQUEST_THRESHOLD;
+  s->large_request_threshold = PA_LARGE_REQUEST_THRESHOLD;
   s->pool_size = PA_POOL_SIZE;
   s->arena_size = PA_ARENA_SIZE;
   s->pool_record_size = sizeof(pa_pool);
@@ -109,6 +113,8 @@ static void record_pool(struct pool_records *records, uintptr_t arena, unsigned 
   records->pools[(records->arenas - 1) * PA_POOLS_PER_ARENA + index] = (struct snapshot_pool){
       .state = states[pool->state],
       .size_class = live ? pool->size_class : 0,
+      .run_pools = pool->run_pools,
+      .run_index = pool->run_index,
       .in_use = live ? pool->in_use : 0,
       .heap = live ? pool->heap : 0};
 }
@@ -139,15 +145,16 @@ size_t _pa_stats_collect(struct pa_stats *s, struct pa_heap_stats *per_heap, siz
   s->bytes_empty_pools = (s->pools_empty + s->pools_untouched) * PA_POOL_SIZE;
   s->bytes_metadata = _pa_meta_mapped();
   _pa_general_counters(s);
-  for (int d = PA_DOMAIN_MEM; d <= PA_DOMAIN_OBJ; d++) {
+  for (int d = PA_DOMAIN_RAW; d <= PA_DOMAIN_OBJ; d++) {
     s->small_allocations += s->domains[d].small_allocations;
     s->small_frees += s->domains[d].small_frees;
   }
   s->freelists.lists = _pa_freelists_live();
   _pa_trace_rounding(&s->rounding_blocks, &s->bytes_rounding);
   _pa_raw_counters(s);
-  s->domains[PA_DOMAIN_RAW].large_allocations = s->raw_allocations;
-  s->domains[PA_DOMAIN_RAW].large_frees = s->raw_frees;
+  _pa_large_counters(s);
+  s->domains[PA_DOMAIN_RAW].large_allocations += s->raw_allocations;
+  s->domains[PA_DOMAIN_RAW].large_frees += s->raw_frees;
   return s->heaps;
 }
 
@@ -324,6 +331,12 @@ void pa_stats_print(FILE *out) {
   print_line(out, "# raw layer frees", s.raw_frees);
   print_line(out, "# raw layer bytes in use", s.raw_bytes_in_use);
   print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
+  print_line(out, "# large blocks", s.large_blocks);
+  print_line(out, "# large bytes in use", s.large_bytes_in_use);
+  print_line(out, "# large bytes mapped", s.large_bytes_mapped);
+  print_line(out, "# large bytes cached for reuse", s.large_bytes_cached);
+  print_line(out, "# large mappings made", s.large_maps);
+  print_line(out, "# large requests served from cache", s.large_cache_hits);
   fputc('\n', out);
   print_traffic(out, &s);
   if (s.freelists.lists) {
@@ -401,10 +414,11 @@ static void json_freelists(FILE *out, const struct pa_stats *s) {
 void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_heap_stats *heaps,
                       size_t nheaps) {
   fprintf(out, "{\"geometry\":{\"alignment\":%zu,\"size_classes\":%zu,"
-               "\"small_request_threshold\":%zu,\"pool_size\":%zu,\"arena_size\":%zu,"
+               "\"small_request_threshold\":%zu,\"large_request_threshold\":%zu,"
+               "\"pool_size\":%zu,\"arena_size\":%zu,"
                "\"pool_record_size\":%zu},",
-          s->alignment, s->size_classes, s->small_request_threshold, s->pool_size,
-          s->arena_size, s->pool_record_size);
+          s->alignment, s->size_classes, s->small_request_threshold,
+          s->large_request_threshold, s->pool_size, s->arena_size, s->pool_record_size);
   fprintf(out, "\"arenas\":{\"allocated_total\":%zu,\"released\":%zu,\"highwater\":%zu,"
                "\"current\":%zu},",
           s->arenas_allocated_total, s->arenas_released, s->arenas_highwater,
@@ -419,6 +433,10 @@ void _pa_stats_json_write(FILE *out, const struct pa_stats *s, const struct pa_h
   fprintf(out, "\"raw\":{\"allocations\":%zu,\"frees\":%zu,\"bytes_in_use\":%zu,"
                "\"bytes_peak\":%zu},",
           s->raw_allocations, s->raw_frees, s->raw_bytes_in_use, s->raw_bytes_peak);
+  fprintf(out, "\"large\":{\"blocks\":%zu,\"bytes_in_use\":%zu,\"bytes_mapped\":%zu,"
+               "\"bytes_cached\":%zu,\"maps\":%zu,\"cache_hits\":%zu},",
+          s->large_blocks, s->large_bytes_in_use, s->large_bytes_mapped, s->large_bytes_cached,
+          s->large_maps, s->large_cache_hits);
   json_freelists(out, s);
   fputs("\"domains\":{", out);
   for (int d = 0; d < 3; d++) {

@@ -205,9 +205,9 @@ static void tables_clear(void) {
   trace.chunk = NULL;
 }
 
-/* Every traced pool block's class size less its requested size.  Under the
- * debug hooks the pool block holds their header and guards too, so nothing
- * is counted then. */
+/* Every traced pool block's class size less its requested size (large
+ * blocks are not a class's).  Under the debug hooks the pool block holds
+ * their header and guards too, so nothing is counted then. */
 void _pa_trace_rounding(size_t *blocks, size_t *bytes) {
   *blocks = *bytes = 0;
   if (_pa_debug_hooks_installed) return;
@@ -215,7 +215,9 @@ void _pa_trace_rounding(size_t *blocks, size_t *bytes) {
   for (size_t i = 0; i < trace.capacity; i++) {
     const trace_entry *entry = &trace.entries[i];
     pa_block_info block;
-    if (entry->block == 0 || !pa_block_of((void *)entry->block, &block)) continue;
+    if (entry->block == 0 || !pa_block_of((void *)entry->block, &block) ||
+        block.state == PA_POOL_LARGE)
+      continue;
     (*blocks)++;
     *bytes += block.size - entry->size;
   }

@@ -75,9 +75,9 @@
 
 #define PA_ALIGNMENT ((size_t)POOLALLOC_ALIGNMENT)
 #define PA_ALIGNMENT_SHIFT __builtin_ctzll(POOLALLOC_ALIGNMENT)
-/* Requests above PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
- * since 3.3) go to the raw layer. */
-#define PA_NUM_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
+/* Small classes: 1..PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
+ * since 3.3) bytes, PA_ALIGNMENT apart, one pool per class each. */
+#define PA_SMALL_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
 
 #define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
 #define PA_POOL_MASK (PA_POOL_SIZE - 1)
@@ -85,6 +85,17 @@
 #define PA_ARENA_SIZE ((size_t)POOLALLOC_ARENA_SIZE)
 #define PA_ARENA_BITS __builtin_ctzll(POOLALLOC_ARENA_SIZE)
 #define PA_POOLS_PER_ARENA (POOLALLOC_ARENA_SIZE / POOLALLOC_POOL_SIZE)
+
+/* Medium classes: above 512 bytes up to a quarter of an arena (64 KiB with
+ * 256 KiB arenas, 256 KiB with 1 MiB ones), four per doubling (640, 768,
+ * 896, 1024, 1280, ...: at most 25% apart, as jemalloc's and mimalloc's),
+ * each served from *runs* of contiguous pools long enough to hold at least
+ * two blocks (src/pool.c chooses the length).  A quarter of an arena, so a
+ * run of two such blocks takes at most half of one.  Larger requests go
+ * on to the layer below the pools. */
+#define PA_LARGE_REQUEST_THRESHOLD (PA_ARENA_SIZE / 4)
+#define PA_MEDIUM_CLASSES (4 * (PA_ARENA_BITS - 2 - 9))
+#define PA_NUM_CLASSES (PA_SMALL_CLASSES + PA_MEDIUM_CLASSES)
 
 _Static_assert(POOLALLOC_ALIGNMENT == 8 || POOLALLOC_ALIGNMENT == 16,
                "POOLALLOC_ALIGNMENT must be 8 or 16");
@@ -110,7 +121,7 @@ _Static_assert((POOLALLOC_ARENA_SIZE & (POOLALLOC_ARENA_SIZE - 1)) == 0 &&
 #else
 #define PA_SECURE 0
 #endif
-/* One bit per PA_ALIGNMENT bytes of a pool: every block starts on one. */
+/* One bit per block of a pool of the smallest class: no run holds more. */
 #define PA_SECURE_BITMAP_WORDS (POOLALLOC_POOL_SIZE / POOLALLOC_ALIGNMENT / 64)
 
 /* ---- Pools ---------------------------------------------------------------- */
@@ -126,6 +137,8 @@ enum pa_pool_state {
   PA_POOL_USED = 1,      /* in its heap's class list */
   PA_POOL_FULL = 2,      /* in no list */
   PA_POOL_UNTOUCHED = 3, /* free in its arena, never carved */
+  PA_POOL_RUN = 4,       /* a run's or a span's pool after its first: see run_back */
+  PA_POOL_LARGE = 5,     /* the first pool of a large span (src/large.c) */
 };
 
 /* The record of one pool, kept in its arena's record (struct pa_arena),
@@ -149,12 +162,18 @@ typedef struct pa_pool {
   uint32_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
+  /* A run's first pool: its length in pools (1 for a small class's pool);
+   * the other pools of a run (state PA_POOL_RUN): how many pools back its
+   * first is, whose record serves the whole run. */
+  uint8_t run_pools;
+  uint8_t run_back;
 #if PA_SECURE
   /* UINT64_MAX / block_size + 1: "is offset a multiple of block_size" with
    * a multiply instead of a division (Lemire, Kaser, Kurz 2019) */
   uint64_t divisor;
-  /* bit i set: a block starting PA_ALIGNMENT * i bytes into the pool is
-   * handed out.  Atomic: other threads' frees clear bits. */
+  /* bit i set: block i of the pool or run is handed out (no pool or run
+   * holds more blocks than a pool of the smallest class).  Atomic: other
+   * threads' frees clear bits. */
   _Atomic uint64_t handed_out[PA_SECURE_BITMAP_WORDS];
   uint64_t canary; /* the secret ^ the record's address: a wild write shows */
 #endif
@@ -162,6 +181,7 @@ typedef struct pa_pool {
 
 #define PA_CLASS_NONE 0xff
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
+_Static_assert(PA_NUM_CLASSES <= PA_MAX_CLASSES, "poolalloc.h's PA_MAX_CLASSES is too small");
 
 /* Secure builds: the faults, reported with the address and the pool's
  * block size, then abort (src/secure.c). */
@@ -232,6 +252,7 @@ typedef struct pa_arena {
   size_t mapping_size;        /* a region twice as large holding it */
   const pa_arena_allocator *source; /* the allocator that made it */
   uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
+  size_t large_size;          /* a large span's (src/large.c): its block's usable bytes; 0 for an arena */
   _Alignas(64) pa_pool pools[PA_POOLS_PER_ARENA];
 } pa_arena;
 
@@ -256,11 +277,14 @@ typedef struct pa_heap_view {
 } pa_heap_view;
 
 /* One pool as the arena layer shows it to a walk (statistics, the heap
- * map), whatever the pool records look like inside. */
+ * map), whatever the pool records look like inside.  Every pool of a
+ * medium run shows the run's figures. */
 typedef struct pa_pool_view {
-  uint8_t state;      /* enum pa_pool_state, PA_POOL_UNTOUCHED if never carved */
+  uint8_t state;      /* enum pa_pool_state but PA_POOL_RUN: the run's */
   uint8_t size_class; /* used and full pools */
-  uint32_t in_use;    /* blocks handed out */
+  uint8_t run_pools;  /* the pools of its run (1 for a small class's) */
+  uint8_t run_index;  /* its place in the run, 0 for the first */
+  uint32_t in_use;    /* blocks handed out (of the whole run) */
   unsigned heap;      /* the owning heap's id; 0 for empty and untouched pools */
 } pa_pool_view;
 
@@ -303,6 +327,7 @@ enum { SNAPSHOT_EMPTY, SNAPSHOT_USED, SNAPSHOT_FULL, SNAPSHOT_UNTOUCHED };
 struct snapshot_pool {
   uint8_t state; /* SNAPSHOT_* */
   uint8_t size_class;
+  uint8_t run_pools, run_index;
   uint32_t in_use;
   uint32_t heap; /* owning heap's id; 0 for empty and untouched pools */
 };
@@ -332,6 +357,9 @@ struct snapshot {
 /* Arena decay: mimalloc's purge delay by default; at most an hour. */
 #define PA_ARENA_DECAY_DEFAULT_MS 10
 #define PA_ARENA_DECAY_MAX_MS 3600000
+/* Freed large spans kept for reuse (src/large.c), in MiB. */
+#define PA_LARGE_CACHE_DEFAULT_MB 8
+#define PA_LARGE_CACHE_MAX_MB 65536
 struct _pa_options {
   bool show_stats; /* POOLALLOC_SHOW_STATS: statistics at exit, to stderr or a file */
   bool verbose;    /* POOLALLOC_VERBOSE: options at start, OS failures */
@@ -341,6 +369,7 @@ struct _pa_options {
   /* POOLALLOC_ARENA_DECAY_MS: how long a wholly free arena waits before
    * it goes back to the OS (src/arena.c) */
   long arena_decay_ms;
+  long large_cache_mb; /* POOLALLOC_LARGE_CACHE_MB: freed large spans kept (src/large.c) */
   /* Paths, "" when unset; %p in them stands for the process id. */
   char sample_path[PA_OPTION_PATH_MAX];   /* POOLALLOC_SAMPLE_FILE */
   char snapshot_path[PA_OPTION_PATH_MAX]; /* POOLALLOC_SNAPSHOT */

@@ -12,10 +12,12 @@ import sys
 root = sys.argv[1]
 ALLOWED = {("domain", "_pa_runtime_start")}
 
-rows = []
+rows = []  # the first table with files in its second column
 for line in open(os.path.join(root, "docs", "design.md")):
     if line.startswith("| ") and "`src/" in line:
         rows.append(re.findall(r"`src/(\w+)\.c`", line.split("|")[2]))
+    elif rows and not line.startswith("|"):
+        break
 rank = {name: i for i, files in enumerate(rows) for name in files}  # 0: the top
 
 sources = {}

@@ -4,7 +4,9 @@
 # _pa_, be a C library entry point or C++ operator of the override, or be a
 # linker-made bound of poolalloc's entry-point section.  A program that
 # defines a function named like one of poolalloc's internals then still
-# links against the static library.
+# links against the static library.  The override's libraries must not
+# call another allocator: no C library allocation entry point (glibc's
+# __libc_malloc family) and no symbol lookup that could find one.
 #
 #   check_symbols.sh HEADER LIBRARY...
 set -euo pipefail
@@ -19,6 +21,17 @@ linker='__start_poolalloc_entry|__stop_poolalloc_entry'
 # C++ operators (built with -fexceptions)
 asan='__odr_asan\._pa_[a-z0-9_]+|DW\.ref\.__gcc_personality_v0'
 status=0
+# report LIB FOUND PROBLEM FINE: FOUND (names, one a line) is a failure
+report() {
+  if [ -n "$2" ]; then
+    echo "FAIL: $(basename "$1") $3:"
+    echo "$2" | sed 's/^/  /'
+    status=1
+  else
+    echo "$(basename "$1"): $4"
+  fi
+}
+foreign='(__libc_[a-z_]*(alloc|free)[a-z_]*|malloc_usable_size|dlsym|dlvsym|dlopen)(@.*)?'
 for lib in "$@"; do
   case $lib in
     *.so*) symbols=$(nm -D --defined-only "$lib" | awk 'NF == 3 && $2 != "A" {print $3}') ;;
@@ -27,12 +40,10 @@ for lib in "$@"; do
   bad=$(echo "$symbols" | sort -u | grep -vxE "_pa_[a-z0-9_]+|$override|$cxx|$linker|$asan" |
         grep -vxF "$public" || true)
   count=$(echo "$symbols" | sort -u | wc -l)
-  if [ -n "$bad" ]; then
-    echo "FAIL: $(basename "$lib") defines symbols outside the public API and the _pa_ prefix:"
-    echo "$bad" | sed 's/^/  /'
-    status=1
-  else
-    echo "$(basename "$lib"): $count global symbols, all public API, _pa_ or override entry points"
-  fi
+  report "$lib" "$bad" "defines symbols outside the public API and the _pa_ prefix" \
+         "$count global symbols, all public API, _pa_ or override entry points"
+  case $lib in *override*) ;; *) continue ;; esac
+  calls=$(nm --undefined-only "$lib" 2>/dev/null | awk '{print $NF}' | grep -xE "$foreign" | sort -u || true)
+  report "$lib" "$calls" "calls another allocator" "calls no other allocator"
 done
 exit $status

@@ -62,7 +62,7 @@ static void test_order_and_release(void) {
   size_t arenas_seen = 0;
   for (size_t i = 0; i < TAKEN; i++) {
     pa_arena *head = _pa_arenas_usable_head();
-    pools[i] = _pa_arena_take_pool();
+    pools[i] = _pa_arena_take_run(1);
     CHECK(pools[i] != NULL);
     pa_arena *arena = pa_arena_of(pools[i]->start);
     if (head) CHECK(arena == head); /* pools come from the fullest arena */
@@ -82,7 +82,7 @@ static void test_order_and_release(void) {
   }
   bool always_ordered = true;
   for (size_t i = 0; i < TAKEN; i++) {
-    _pa_arena_return_pool(pools[i]);
+    _pa_arena_return_run(pools[i]);
     always_ordered &= order_holds();
   }
   CHECK(always_ordered);
@@ -103,10 +103,10 @@ static void test_order_and_release(void) {
 }
 
 static void take_all(pa_pool **pools, size_t n) {
-  for (size_t i = 0; i < n; i++) pools[i] = _pa_arena_take_pool();
+  for (size_t i = 0; i < n; i++) pools[i] = _pa_arena_take_run(1);
 }
 static void return_all(pa_pool **pools, size_t n) {
-  for (size_t i = 0; i < n; i++) _pa_arena_return_pool(pools[i]);
+  for (size_t i = 0; i < n; i++) _pa_arena_return_run(pools[i]);
 }
 
 /* Wholly free arenas wait out the delay, are taken back (no new map)
@@ -137,7 +137,7 @@ static void test_decay(void) {
   pa_arena_decay_ms(10);
   sleep_ms(30);
   CHECK_EQ(stats().arenas_current, 3); /* nothing happened to release them */
-  _pa_arena_return_pool(_pa_arena_take_pool());
+  _pa_arena_return_run(_pa_arena_take_run(1));
   struct pa_stats after = stats();
   CHECK_EQ(after.arenas_current, 1);
   CHECK_EQ(after.arenas_released, before.arenas_released + 2);
@@ -160,14 +160,14 @@ static void test_decay(void) {
 static void test_boundary_hysteresis(void) {
   long decay = pa_arena_decay_ms(0);
   static pa_pool *full[PA_POOLS_PER_ARENA];
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = _pa_arena_take_pool();
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = _pa_arena_take_run(1);
   size_t before = stats().arenas_allocated_total;
-  for (int i = 0; i < 1000; i++) _pa_arena_return_pool(_pa_arena_take_pool());
+  for (int i = 0; i < 1000; i++) _pa_arena_return_run(_pa_arena_take_run(1));
   struct pa_stats s = stats();
   CHECK_EQ(s.arenas_allocated_total, before + 1); /* one map, not a thousand */
   CHECK_EQ(s.arenas_current, 2);
   /* Now the first arena becomes wholly free too: only one spare is kept. */
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) _pa_arena_return_pool(full[i]);
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) _pa_arena_return_run(full[i]);
   CHECK_EQ(stats().arenas_current, 1);
   CHECK(order_holds());
   _pa_arenas_release_empty();
@@ -186,9 +186,10 @@ static void test_public_api_returns_memory(void) {
   for (size_t i = 0; i < N; i++) pa_free(blocks[i]);
   pa_free(blocks);
   s = stats();
-  /* the heap keeps the last pool of the 256-byte class (internal.h); the
-   * arenas wholly free wait out their decay, or pa_collect */
-  CHECK_EQ(s.pools_used, 1);
+  /* the heap keeps the last pool of the 256-byte class and the last run
+   * of the class of the array (types.h); the arenas wholly free wait out
+   * their decay, or pa_collect */
+  CHECK_EQ(s.pools_used, 1 + _pa_class_run_pools((unsigned)pa_medium_class(N * sizeof *blocks)));
   pa_collect();
   s = stats();
   CHECK_EQ(s.arenas_current, 0);

@@ -22,12 +22,15 @@
 
 enum { SIZE = 64, UNNOTICED = 3 };
 
-/* A 64-byte block that is the first of its pool (behind the debug hooks'
- * 48-byte header when they are on), or NULL. */
+/* A 64-byte block that is the first of its pool but not of its arena (so
+ * the byte before it is mapped: the last of the pool before), behind the
+ * debug hooks' 48-byte header when they are on; or NULL. */
 static unsigned char *first_block_of_a_pool(void) {
   for (int i = 0; i < 100000; i++) {
     unsigned char *p = pa_malloc(SIZE);
-    if ((uintptr_t)p - (uintptr_t)pa_pool_of(p)->start < SIZE) return p;
+    if ((uintptr_t)p - (uintptr_t)pa_pool_of(p)->start < SIZE &&
+        ((uintptr_t)p & (PA_ARENA_SIZE - 1)) >= PA_POOL_SIZE)
+      return p;
   }
   return NULL;
 }

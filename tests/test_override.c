@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,8 +17,6 @@
 #include "poolalloc.h"
 
 extern int pa_stats_get(struct pa_stats *) __attribute__((weak));
-void *__libc_malloc(size_t size);
-void *__libc_memalign(size_t alignment, size_t size);
 
 static void *early; /* allocated before main, by a constructor */
 __attribute__((constructor)) static void allocate_early(void) { early = malloc(24); }
@@ -111,18 +110,20 @@ static void test_errors(void) {
   free(NULL);
 }
 
-/* Memory the C library handed out itself (as before poolalloc starts) is
- * routed back to it by free, realloc and malloc_usable_size. */
+/* Memory poolalloc did not hand out is left alone, never passed to another
+ * allocator: free does nothing to it, its usable size is 0, and realloc
+ * refuses it with ENOMEM. */
 static void test_foreign_pointers(void) {
-  char *libc_block = __libc_malloc(100);
-  strcpy(libc_block, "from glibc");
-  CHECK(malloc_usable_size(libc_block) >= 100);
-  libc_block = realloc(libc_block, 3000);
-  CHECK(strcmp(libc_block, "from glibc") == 0);
-  free(libc_block);
-  void *aligned = __libc_memalign(4096, 50);
-  CHECK(malloc_usable_size(aligned) >= 50);
-  free(aligned);
+  char *foreign = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(foreign != MAP_FAILED);
+  strcpy(foreign + 16, "not poolalloc's");
+  free(foreign + 16);
+  CHECK_EQ(malloc_usable_size(foreign + 16), 0);
+  errno = 0;
+  CHECK(realloc(foreign + 16, 3000) == NULL);
+  CHECK_EQ(errno, ENOMEM);
+  CHECK(strcmp(foreign + 16, "not poolalloc's") == 0);
+  munmap(foreign, 4096);
 }
 
 static void *thread_body(void *arg) {

@@ -163,8 +163,46 @@ static void test_block_query(void) {
   pa_free(p);
 }
 
+static void *free_all(void *blocks) {
+  for (void **b = blocks; *b; b++) pa_free(*b);
+  return NULL;
+}
+
+/* A medium class's run: its first record serves the run, the others
+ * point back to it, blocks in every pool of it are freed by the owner and
+ * by another thread, and the whole run goes back to the arena as one. */
+static void test_runs(void) {
+  enum { MEDIUM = 3000 };
+  unsigned cls = (unsigned)pa_medium_class(MEDIUM);
+  unsigned pools = _pa_class_run_pools(cls);
+  size_t capacity = pools * PA_POOL_SIZE / pa_class_block_size(cls);
+  CHECK(pools > 1);
+  void *blocks[64] = {0};
+  CHECK(capacity < 32);
+  for (size_t i = 0; i < capacity; i++) blocks[i] = pa_malloc(MEDIUM);
+  pa_pool *run = pa_pool_of(blocks[0]);
+  CHECK_EQ(run->run_pools, pools);
+  CHECK_EQ(run->state, PA_POOL_USED);
+  for (unsigned k = 1; k < pools; k++) {
+    CHECK_EQ(run[k].state, PA_POOL_RUN);
+    CHECK_EQ(run[k].run_back, k);
+    CHECK(run[k].owner == NULL);
+  }
+  for (size_t i = 0; i < capacity; i++) CHECK(pa_pool_of(blocks[i]) == run);
+  CHECK_EQ(run->count, capacity);
+  /* the second half freed by another thread, then the first here */
+  pthread_t thread;
+  pthread_create(&thread, NULL, free_all, &blocks[capacity / 2]);
+  pthread_join(thread, NULL);
+  for (size_t i = 0; i < capacity / 2; i++) pa_free(blocks[i]);
+  CHECK_EQ(run->count, capacity - capacity / 2); /* the other thread's wait in the heap */
+  pa_collect();
+  for (unsigned k = 0; k < pools; k++) CHECK_EQ(run[k].state, PA_POOL_EMPTY);
+}
+
 int main(void) {
   test_block_query();
+  test_runs();
   /* A live block of another class keeps the arena mapped, so the tests can
    * look at pools after pa_collect() has given them back. */
   void *pin = pa_malloc(500);

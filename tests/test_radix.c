@@ -24,15 +24,26 @@ static void test_own_blocks(void) {
   pa_free(small);
 }
 
+/* A large block's span answers for every byte of its chunks, with the
+ * record of its block. */
+static void test_large_spans(void) {
+  size_t size = 3 * PA_ARENA_SIZE + 100;
+  char *large = pa_malloc(size);
+  pa_arena *span = pa_arena_of(large);
+  CHECK(span != NULL && span->large_size >= size);
+  CHECK_EQ((uintptr_t)large % PA_ARENA_SIZE, 0);
+  for (size_t i = 0; i < 4; i++) CHECK(pa_arena_of(large + i * PA_ARENA_SIZE + 77) == span);
+  CHECK(pa_arena_of(large - 1) != span);
+  pa_free(large);
+}
+
 static void test_foreign_pointers(void) {
   int local = 0;
   void *libc_block = malloc(32);
-  void *large = pa_malloc(4096); /* raw layer */
   CHECK(pa_arena_of(NULL) == NULL);
   CHECK(pa_arena_of(&local) == NULL);
   CHECK(pa_arena_of(&static_variable) == NULL);
   CHECK(pa_arena_of(libc_block) == NULL);
-  CHECK(pa_arena_of(large) == NULL);
   CHECK(pa_arena_of((void *)(uintptr_t)-1) == NULL);
   CHECK(pa_arena_of((void *)((uintptr_t)1 << 47)) == NULL);
   CHECK(pa_arena_of((void *)((uintptr_t)1 << 60)) == NULL);
@@ -40,7 +51,6 @@ static void test_foreign_pointers(void) {
   CHECK(pa_arena_of(unmapped) == NULL);
   munmap(unmapped, 4096);
   free(libc_block);
-  pa_free(large);
 }
 
 static void test_released_arena_forgotten(void) {
@@ -57,6 +67,7 @@ static void test_released_arena_forgotten(void) {
 
 int main(void) {
   test_own_blocks();
+  test_large_spans();
   test_foreign_pointers();
   test_released_arena_forgotten();
   return check_done();

@@ -1,5 +1,6 @@
 /* A long random sequence of malloc, calloc, realloc and free of random
- * sizes, checked against a model: every live block carries a pattern derived
+ * sizes over the whole range (small, medium and large blocks, across every
+ * layer boundary), checked against a model: every live block carries a pattern derived
  * from its own seed, verified before every realloc and free.  At the end,
  * the statistics must show nothing in use and nothing held. */
 #include <stdint.h>
@@ -28,9 +29,11 @@ static bool intact(const struct slot *s, size_t n) {
 
 static size_t random_size(unsigned long long *rng) {
   unsigned long long r = check_random(rng);
+  if (r % 200 == 0) return PA_LARGE_REQUEST_THRESHOLD - 64 + (r >> 40) % (512 << 10); /* large */
   switch (r % 10) {
-  case 0: return r >> 40 & 4095;          /* sometimes large, sometimes 0 */
-  case 1: return 500 + (r >> 40) % 30;    /* around the threshold */
+  case 0: return r >> 40 & 4095;          /* medium, sometimes 0 */
+  case 1: return 500 + (r >> 40) % 30;    /* around the small threshold */
+  case 2: return 513 + (r >> 40) % PA_LARGE_REQUEST_THRESHOLD; /* any medium */
   default: return 1 + (r >> 40) % 128;    /* mostly small */
   }
 }
@@ -74,13 +77,15 @@ int main(void) {
 
   struct pa_stats mid;
   pa_stats_get(&mid);
-  size_t live_small = 0, live_raw = 0;
+  size_t live_pooled = 0, live_large = 0;
   for (int i = 0; i < SLOTS; i++)
-    if (slots[i].p) *(pa_arena_of(slots[i].p) ? &live_small : &live_raw) += 1;
+    if (slots[i].p) *(pa_arena_of(slots[i].p)->large_size ? &live_large : &live_pooled) += 1;
   size_t counted = 0;
   for (size_t c = 0; c < mid.size_classes; c++) counted += mid.classes[c].blocks_in_use;
-  CHECK_EQ(counted, live_small);
-  CHECK_EQ(mid.raw_allocations - mid.raw_frees, live_raw);
+  CHECK_EQ(counted, live_pooled);
+  CHECK_EQ(mid.large_blocks, live_large);
+  CHECK(live_large > 0);
+  CHECK_EQ(mid.raw_allocations, mid.raw_frees);
   CHECK_EQ(mid.bytes_in_use + mid.bytes_available + mid.bytes_empty_pools +
                mid.bytes_quantization,
            mid.arenas_current * mid.arena_size);
@@ -95,6 +100,7 @@ int main(void) {
   pa_stats_get(&end);
   CHECK_EQ(end.bytes_in_use, 0);
   CHECK_EQ(end.arenas_current, 0);
-  CHECK_EQ(end.raw_allocations, end.raw_frees);
+  CHECK_EQ(end.large_blocks, 0);
+  CHECK_EQ(end.large_bytes_cached, 0);
   return check_done();
 }

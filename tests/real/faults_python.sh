@@ -24,10 +24,11 @@ for ((n = 1; ; n++)); do
     finished=$((finished + 1))
     [ "$failed" -gt 0 ] && continued=$((continued + 1))
   elif { [ "$status" -eq 1 ] || [ "$status" -eq 134 ]; } &&
-       grep -qiE 'memory|Fatal Python error: init' "$work/err" &&
+       grep -qiE 'memory|Fatal Python error: (init|error reading frozen)' "$work/err" &&
        ! grep -q 'AssertionError' "$work/err"; then
     # Python reported running out of memory and stopped, or could not start
-    # (its start-up reports some refusals as a failed import, not MemoryError)
+    # (its start-up reports some refusals as a failed import or an unreadable
+    # frozen module, not MemoryError)
     stopped=$((stopped + 1))
   else
     echo "FAIL: maps $n-$((n + 3)) refused: exit status $status"; tail -n 20 "$work/err"; exit 1
