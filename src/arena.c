@@ -68,6 +68,9 @@ static struct {
   pa_arena *unused;                           /* recycled records */
   /* wholly free arenas held: the usable list's tail, newest first */
   unsigned empty;
+  /* arenas with dirty pools (empty, pages resident), oldest first */
+  pa_arena *dirty_oldest, *dirty_newest;
+  unsigned dirty_count; /* their dirty pools */
   long decay_ms; /* pa_arena_decay_ms's; -1: POOLALLOC_ARENA_DECAY_MS's */
   size_t allocated_total, released, current, highwater;
 } arenas = {.lock = PTHREAD_MUTEX_INITIALIZER, .source = &os_arena_allocator, .decay_ms = -1};
@@ -83,6 +86,11 @@ void _pa_arenas_unlock(void) { pthread_mutex_unlock(&arenas.lock); }
 pa_arena *_pa_arenas_usable_head(void) { return arenas.usable; }
 
 #define ALL_POOLS (PA_POOLS_PER_ARENA == 64 ? ~(uint64_t)0 : ((uint64_t)1 << PA_POOLS_PER_ARENA) - 1)
+
+/* The bits of npools pools from index on. */
+static uint64_t run_mask(unsigned index, unsigned npools) {
+  return (npools == 64 ? ~(uint64_t)0 : ((uint64_t)1 << npools) - 1) << index;
+}
 
 static pa_arena *arena_record(void) {
   pa_arena *arena = arenas.unused;
@@ -200,6 +208,8 @@ static void usable_insert_after(pa_arena *arena, pa_arena *after) {
   after->next = arena;
 }
 
+static void dirty_change(pa_arena *arena, uint64_t mask, bool dirty);
+
 /* Called only on a wholly free arena. */
 static void arena_release(pa_arena *arena) {
   if (arenas.last_with[PA_POOLS_PER_ARENA] == arena) {
@@ -208,6 +218,7 @@ static void arena_release(pa_arena *arena) {
         newer && newer->nfreepools == PA_POOLS_PER_ARENA ? newer : NULL;
   }
   arenas.empty--;
+  dirty_change(arena, arena->dirty_pools, false);
   usable_unlink(arena);
   if (arena->all_prev)
     arena->all_prev->all_next = arena->all_next;
@@ -256,10 +267,85 @@ static uint64_t arenas_release_decayed(void) {
   return 0;
 }
 
+/* ---- Purging empty pools of arenas in use --------------------------------
+ *
+ * An empty pool in an arena that still holds live blocks keeps its pages
+ * resident.  Its record lives apart, so nothing in those pages is needed:
+ * once the arena's first dirty pool has waited out the decay delay, its
+ * dirty pools are given back with madvise (the pages read as zero when
+ * next used), and at once when more than 8 MiB of them wait.  Wholly free
+ * arenas are left to the release above, which keeps a bounded number warm
+ * for structures built again.  A user's arena allocator owns its memory:
+ * its arenas are never purged. */
+
+static bool purgeable(const pa_arena *arena) { return arena->source == &os_arena_allocator; }
+
+static void dirty_unlink(pa_arena *arena) {
+  if (arena->dirty_prev)
+    arena->dirty_prev->dirty_next = arena->dirty_next;
+  else
+    arenas.dirty_oldest = arena->dirty_next;
+  if (arena->dirty_next)
+    arena->dirty_next->dirty_prev = arena->dirty_prev;
+  else
+    arenas.dirty_newest = arena->dirty_prev;
+  arena->dirty_next = arena->dirty_prev = NULL;
+}
+
+/* mask's pools of arena became dirty (given back) or clean (taken again,
+ * or purged); the queue follows. */
+static void dirty_change(pa_arena *arena, uint64_t mask, bool dirty) {
+  uint64_t before = arena->dirty_pools;
+  uint64_t after = dirty ? before | mask : before & ~mask;
+  if (dirty && !purgeable(arena)) return;
+  arenas.dirty_count += (unsigned)__builtin_popcountll(after) - (unsigned)__builtin_popcountll(before);
+  arena->dirty_pools = after;
+  if (before == 0 && after != 0) {
+    arena->dirty_since_ms = _pa_os_monotonic_ms();
+    arena->dirty_prev = arenas.dirty_newest;
+    if (arenas.dirty_newest)
+      arenas.dirty_newest->dirty_next = arena;
+    else
+      arenas.dirty_oldest = arena;
+    arenas.dirty_newest = arena;
+  } else if (before != 0 && after == 0) {
+    dirty_unlink(arena);
+  }
+}
+
+/* Each stretch of dirty pools of a partly used arena, given back. */
+static void arena_purge(pa_arena *arena) {
+  uint64_t dirty = arena->nfreepools == PA_POOLS_PER_ARENA ? 0 : arena->dirty_pools;
+  while (dirty) {
+    unsigned first = (unsigned)__builtin_ctzll(dirty);
+    uint64_t rest = ~(dirty >> first);
+    unsigned length = rest ? (unsigned)__builtin_ctzll(rest) : 64 - first;
+    _pa_os_purge((char *)arena->base + first * PA_POOL_SIZE, length * PA_POOL_SIZE);
+    dirty &= ~run_mask(first, length);
+  }
+  dirty_change(arena, arena->dirty_pools, false);
+}
+
+/* Purges the arenas whose dirty pools waited out the delay, or the oldest
+ * while too many wait; returns when the next is due, 0 if none waits. */
+static uint64_t arenas_purge_decayed(void) {
+  uint64_t now = _pa_os_monotonic_ms();
+  uint64_t delay = (uint64_t)decay_ms();
+  while (arenas.dirty_oldest) {
+    pa_arena *oldest = arenas.dirty_oldest;
+    bool too_many = (size_t)arenas.dirty_count * PA_POOL_SIZE > PA_KEEP_MIN_BYTES;
+    if (!too_many && now - oldest->dirty_since_ms < delay) return oldest->dirty_since_ms + delay;
+    arena_purge(oldest);
+  }
+  return 0;
+}
+
 /* Called at every arena event; reads the clock only when some arena
- * beyond the spare waits. */
+ * beyond the spare, or some dirty pool, waits. */
 static void arenas_decay(void) {
-  uint64_t due = arenas.empty > 1 ? arenas_release_decayed() : 0;
+  uint64_t release = arenas.empty > 1 ? arenas_release_decayed() : 0;
+  uint64_t purge = arenas.dirty_oldest ? arenas_purge_decayed() : 0;
+  uint64_t due = release && purge ? (release < purge ? release : purge) : release | purge;
   if (atomic_load_explicit(&decay_due_ms, memory_order_relaxed) != due)
     atomic_store_explicit(&decay_due_ms, due, memory_order_relaxed);
 }
@@ -302,16 +388,13 @@ static int run_find(uint64_t free, unsigned npools) {
   return starts ? __builtin_ctzll(starts) : -1;
 }
 
-static uint64_t run_mask(unsigned index, unsigned npools) {
-  return (npools == 64 ? ~(uint64_t)0 : ((uint64_t)1 << npools) - 1) << index;
-}
-
 /* Changes arena's free pools by mask (taken or given back) and moves it
  * to its new place in the usable list. */
 static void arena_change(pa_arena *arena, uint64_t mask, bool taken) {
   bool was_empty = arena->nfreepools == PA_POOLS_PER_ARENA;
   usable_remove(arena);
   arena->free_pools = taken ? arena->free_pools & ~mask : arena->free_pools | mask;
+  dirty_change(arena, mask, !taken);
   arena->nfreepools = (unsigned)__builtin_popcountll(arena->free_pools);
   usable_insert(arena);
   bool is_empty = arena->nfreepools == PA_POOLS_PER_ARENA;

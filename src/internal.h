@@ -21,6 +21,9 @@ void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
  * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
 void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard);
+/* Gives [p, p + size) back to the OS, keeping the mapping: the pages read
+ * as zero when next touched. */
+void _pa_os_purge(void *p, size_t size);
 /* [p, p + old) grown or shrunk to size bytes where it is (to NULL), or
  * moved, pages and all, over the mapping at `to`; NULL if the kernel
  * cannot, and nothing changed. */

@@ -95,6 +95,8 @@ void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
   return (void *)start;
 }
 
+void _pa_os_purge(void *p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+
 void *_pa_os_remap(void *p, size_t old, size_t size, void *to) {
   void *q = to ? mremap(p, old, size, MREMAP_MAYMOVE | MREMAP_FIXED, to) : mremap(p, old, size, 0);
   return q == MAP_FAILED ? NULL : q;

@@ -253,6 +253,12 @@ typedef struct pa_arena {
   const pa_arena_allocator *source; /* the allocator that made it */
   uint64_t empty_since_ms;    /* when its last pool came back (wholly free) */
   size_t large_size;          /* a large span's (src/large.c): its block's usable bytes; 0 for an arena */
+  /* Empty pools whose pages are still resident, and when the first of
+   * them went empty: purged after the decay delay (src/arena.c). */
+  uint64_t dirty_pools;
+  uint64_t dirty_since_ms;
+  struct pa_arena *dirty_next; /* the purge queue, oldest first */
+  struct pa_arena *dirty_prev;
   _Alignas(64) pa_pool pools[PA_POOLS_PER_ARENA];
 } pa_arena;
 

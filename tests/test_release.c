@@ -5,7 +5,7 @@
  * RSS means little under the sanitizers and Valgrind.
  *
  *   test_release           every case, each in a child of its own
- *   test_release CASE      one case (warm, idle, decay, rebuild)
+ *   test_release CASE      one case (warm, idle, decay, partial, rebuild)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +113,38 @@ static void test_decay_on_slow_paths(void) {
   CHECK(left <= allowed);
 }
 
+/* All but one block per arena (and the last) freed, so every arena keeps
+ * live blocks and none can be unmapped: the empty pools inside them go
+ * back to the OS without any call, at once past 8 MiB of them, all of them
+ * after the decay delay and a slow allocation. */
+static void test_partial(void) {
+  enum { KEEP_EVERY = PA_POOLS_PER_ARENA * (PA_POOL_SIZE / BLOCK_SIZE), /* blocks per arena */
+         KEPT = BLOCKS / KEEP_EVERY + 2 };
+  static void *kept[KEPT];
+  size_t base = _pa_os_resident_bytes();
+  size_t added = allocate_all();
+  size_t n = 0;
+  for (size_t i = 0; i < BLOCKS; i++) {
+    if (i % KEEP_EVERY == 0 || i == BLOCKS - 1)
+      kept[n++] = blocks[i];
+    else
+      pa_free(blocks[i]);
+  }
+  pa_free(blocks);
+  struct pa_stats s;
+  pa_stats_get(&s);
+  size_t left_at_once = left_of(base);
+  sleep_ms(50);
+  pa_free(pa_malloc(200)); /* a slow path: a pool of a class not used yet */
+  size_t left = left_of(base);
+  fprintf(stderr, "partial: %zu KiB added, %zu KiB left at once, %zu KiB after the delay\n",
+          added >> 10, left_at_once >> 10, left >> 10);
+  CHECK_EQ(s.arenas_released, 0); /* no arena could go */
+  CHECK(left_at_once * 5 <= added);
+  CHECK(left * 20 <= added);
+  for (size_t i = 0; i < n; i++) pa_free(kept[i]);
+}
+
 /* A tree of 2^depth - 1 nodes of 48 bytes. */
 struct node {
   struct node *left, *right;
@@ -165,6 +197,7 @@ static const struct {
 } cases[] = {{"warm", test_warm_traffic},
              {"idle", test_idle},
              {"decay", test_decay_on_slow_paths},
+             {"partial", test_partial},
              {"rebuild", test_rebuild}};
 
 int main(int argc, char **argv) {
