@@ -163,15 +163,17 @@ void *_pa_general_realloc(void *p, size_t size, pa_domain domain) {
   return realloc_move(p, block_size, size, domain);
 }
 
-/* A pool or run starts on a pool boundary and holds no header, so a
- * block is aligned to the largest power of two dividing its class size,
- * up to the pool size: the first class at or above size whose blocks are
- * multiples of alignment serves it (a 64-byte alignment of 100 bytes takes
- * 128).  Larger alignments, and sizes past the classes, go on below.  The
- * caller has checked that alignment is a power of two. */
+/* A pool or run starts on a pool boundary (a run of a class of whole
+ * pools on a multiple of the largest power of two of pools dividing its
+ * block size) and holds no header, so a block is aligned to the largest
+ * power of two dividing its class size: the first class at or above size
+ * whose blocks are multiples of alignment serves it (a 64-byte alignment
+ * of 100 bytes takes 128, a 64 KiB one the 64 KiB class).  Larger
+ * alignments, and sizes past the classes, get a span.  The caller has
+ * checked that alignment is a power of two. */
 void *_pa_general_aligned(size_t alignment, size_t size, pa_domain domain) {
   if (alignment <= pa_domain_spacing(domain)) return _pa_general_malloc(size, domain);
-  if (alignment <= PA_POOL_SIZE && size <= PA_LARGE_REQUEST_THRESHOLD) {
+  if (alignment <= PA_LARGE_REQUEST_THRESHOLD && size <= PA_LARGE_REQUEST_THRESHOLD) {
     for (size_t cls = pa_class_of(domain, size ? size : 1); cls < PA_NUM_CLASSES; cls++)
       if (pa_class_block_size((unsigned)cls) % alignment == 0)
         return pa_small_malloc(domain, cls);

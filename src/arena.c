@@ -380,11 +380,15 @@ static void usable_insert(pa_arena *arena) {
   if (arenas.last_with[nf] == NULL) arenas.last_with[nf] = arena;
 }
 
-/* The lowest index of npools free pools in a row in free, or -1: pools
- * fill an arena from its start, so runs find room at its end. */
-static int run_find(uint64_t free, unsigned npools) {
+/* The lowest index, a multiple of alignment, of npools free pools in a row
+ * in free, or -1: pools fill an arena from its start, so runs find room
+ * at its end. */
+static int run_find(uint64_t free, unsigned npools, unsigned alignment) {
   uint64_t starts = free;
   for (unsigned k = 1; k < npools && starts; k++) starts &= free >> k;
+  uint64_t allowed = 0;
+  for (unsigned i = 0; i < 64; i += alignment) allowed |= (uint64_t)1 << i;
+  starts &= allowed;
   return starts ? __builtin_ctzll(starts) : -1;
 }
 
@@ -404,9 +408,10 @@ static void arena_change(pa_arena *arena, uint64_t mask, bool taken) {
 
 /* The fullest arena with room for the run (a single pool: the head of the
  * usable list), else a new one; NULL if none can be had. */
-static pa_arena *arena_with_room(unsigned npools, int *index) {
+static pa_arena *arena_with_room(unsigned npools, unsigned alignment, int *index) {
   for (pa_arena *arena = arenas.usable; arena; arena = arena->next)
-    if (arena->nfreepools >= npools && (*index = run_find(arena->free_pools, npools)) >= 0)
+    if (arena->nfreepools >= npools &&
+        (*index = run_find(arena->free_pools, npools, alignment)) >= 0)
       return arena;
   pa_arena *fresh = arena_new();
   if (fresh == NULL) return NULL;
@@ -416,11 +421,11 @@ static pa_arena *arena_with_room(unsigned npools, int *index) {
   return fresh;
 }
 
-pa_pool *_pa_arena_take_run(unsigned npools) {
+pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment) {
   pthread_mutex_lock(&arenas.lock);
   arenas_decay();
   int index;
-  pa_arena *arena = arena_with_room(npools, &index);
+  pa_arena *arena = arena_with_room(npools, alignment, &index);
   if (arena == NULL) {
     pthread_mutex_unlock(&arenas.lock);
     errno = ENOMEM;

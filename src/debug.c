@@ -162,13 +162,14 @@ static bool bytes_are(const void *at, unsigned char value, size_t n) {
   return first_byte_not(at, value, n) == n;
 }
 
-/* Where the pool block p points into starts, with its size; NULL unless p
- * lies in a block of a pool that serves a class. */
+/* Where the pool block (or large block) p points into starts, with its
+ * size; NULL unless p lies in a block of a pool that has a class.  A pool
+ * gone empty, or a large block's span waiting in the cache, still answers,
+ * so a second free of its block is named a double free when its dead bytes
+ * are still there (a purged pool reads as zeros: an invalid free). */
 static const char *pool_block_start(const void *p, size_t *size) {
   pa_block_info block;
-  if (!pa_block_of(p, &block) || block.state == PA_POOL_EMPTY ||
-      block.state == PA_POOL_UNTOUCHED)
-    return NULL;
+  if (!pa_block_of(p, &block)) return NULL;
   *size = block.size;
   return block.start;
 }

@@ -85,11 +85,18 @@ static void *object_alloc(pa_handles *table, size_t size) {
   return obj;
 }
 
+/* Whether obj is one of the table's pool objects (*block filled); an object
+ * above the small threshold came through the OBJ domain, from the pools
+ * of whichever thread made it, or a span, and is not the table's. */
+static bool table_object(const pa_handles *table, const void *obj, pa_block_info *block) {
+  return obj != NULL && pa_block_of(obj, block) && block->pool->owner == table->heap;
+}
+
 /* A pool object goes back into the table's own pool, whichever thread uses
- * the table now; a large one through the OBJ domain. */
+ * the table now; a larger one through the OBJ domain. */
 static void object_free(pa_handles *table, void *obj) {
   pa_block_info block;
-  if (!pa_block_of(obj, &block)) {
+  if (!table_object(table, obj, &block)) {
     pa_obj_free(obj);
     return;
   }
@@ -305,7 +312,7 @@ static bool pools_gather(pa_handles *table, struct pool_set *set) {
   for (unsigned i = 0; i < table->header.nslots; i++) {
     struct pa_handle_slot *slot = &table->header.slots[i];
     pa_block_info block;
-    if (slot->object == NULL || !pa_block_of(slot->object, &block)) continue;
+    if (!table_object(table, slot->object, &block)) continue;
     struct pool_info *info = pool_set_find(set, &block);
     info->pinned |= slot->word != 0;
   }
@@ -352,7 +359,7 @@ size_t pa_compact(pa_handles *table, struct pa_compact_stats *out) {
     for (unsigned i = 0; i < table->header.nslots; i++) {
       struct pa_handle_slot *slot = &table->header.slots[i];
       pa_block_info block;
-      if (slot->object == NULL || slot->word != 0 || !pa_block_of(slot->object, &block)) continue;
+      if (slot->word != 0 || !table_object(table, slot->object, &block)) continue;
       if (!pool_set_find(&set, &block)->source) continue;
       void *to = target_block(table->heap, &set, &first_of_class[block.size_class]);
       if (to == NULL) continue; /* cannot happen: the targets were sized to hold them */

@@ -82,10 +82,11 @@ static inline void _pa_secure_init(void) {}
 
 /* ---- Arenas (src/arena.c) ---------------------------------------------- */
 
-/* npools contiguous free pools of one arena, the record of the first
- * returned with run_pools set and the others marked as its run's; NULL
- * (errno ENOMEM) if out of memory. */
-pa_pool *_pa_arena_take_run(unsigned npools);
+/* npools contiguous free pools of one arena, starting on a multiple of
+ * `alignment` pools (a power of two), the record of the first returned
+ * with run_pools set and the others marked as its run's; NULL (errno
+ * ENOMEM) if out of memory. */
+pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment);
 /* Gives pool's run back (every pool of it empty). */
 void _pa_arena_return_run(pa_pool *pool);
 /* Releases every wholly free arena now, the spare and the decaying ones. */
@@ -125,8 +126,10 @@ pa_arena *_pa_arenas_usable_head(void);
 
 /* ---- Pools (src/pool.c) ------------------------------------------------- */
 
-/* The pools of a run of the class (1 for a small class). */
+/* The pools of a run of the class (1 for a small class), and the multiple
+ * of pools its runs start on. */
 unsigned _pa_class_run_pools(unsigned cls);
+unsigned _pa_class_run_alignment(unsigned cls);
 /* A fresh pool (or run) from the arenas, set up for the class and linked
  * at the front of heap's class list; NULL if out of memory. */
 pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class);

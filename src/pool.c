@@ -67,6 +67,17 @@ unsigned _pa_class_run_pools(unsigned cls) {
   return best;
 }
 
+/* Where a run of class cls may start, in pools: runs of a class whose
+ * block size is a multiple of 2^k pools start on a multiple of 2^k pools,
+ * so every block of the run is aligned to 2^k pools (a 64 KiB block to 64
+ * KiB), and aligned_alloc can be served from such a class. */
+unsigned _pa_class_run_alignment(unsigned cls) {
+  size_t block = pa_class_block_size(cls);
+  if (block % PA_POOL_SIZE != 0) return 1;
+  size_t pools = block / PA_POOL_SIZE;
+  return (unsigned)(pools & -pools);
+}
+
 /* Set by the debug hooks (src/debug.c) when they go on, and read by the
  * layers below them that behave differently under the hooks: this one, and
  * tracing's rounding figures.  Defined here, the lowest file that reads it. */
@@ -141,7 +152,8 @@ void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
 }
 
 pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class) {
-  pa_pool *pool = _pa_arena_take_run(_pa_class_run_pools(size_class));
+  pa_pool *pool =
+      _pa_arena_take_run(_pa_class_run_pools(size_class), _pa_class_run_alignment(size_class));
   if (pool == NULL) return NULL;
   pool_init(pool, heap, size_class);
   pool_link_front(heap, pool);

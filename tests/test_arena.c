@@ -62,7 +62,7 @@ static void test_order_and_release(void) {
   size_t arenas_seen = 0;
   for (size_t i = 0; i < TAKEN; i++) {
     pa_arena *head = _pa_arenas_usable_head();
-    pools[i] = _pa_arena_take_run(1);
+    pools[i] = _pa_arena_take_run(1, 1);
     CHECK(pools[i] != NULL);
     pa_arena *arena = pa_arena_of(pools[i]->start);
     if (head) CHECK(arena == head); /* pools come from the fullest arena */
@@ -102,8 +102,35 @@ static void test_order_and_release(void) {
   pa_arena_decay_ms(decay);
 }
 
+/* Runs: contiguous, on a multiple of their alignment, off the free-pool
+ * mask while taken and back on it after; the list stays ordered. */
+static void test_runs(void) {
+  static const unsigned shapes[][2] = {{2, 1}, {8, 2}, {3, 1}, {16, 16}, {5, 4}, {32, 16}};
+  pa_pool *runs[sizeof shapes / sizeof *shapes];
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    runs[i] = _pa_arena_take_run(shapes[i][0], shapes[i][1]);
+    pa_arena *arena = pa_arena_of(runs[i]->start);
+    unsigned index = (unsigned)(runs[i] - arena->pools);
+    CHECK_EQ(index % shapes[i][1], 0);
+    CHECK_EQ(runs[i]->run_pools, shapes[i][0]);
+    for (unsigned k = 0; k < shapes[i][0]; k++) {
+      CHECK_EQ((arena->free_pools >> (index + k)) & 1, 0);
+      CHECK_EQ(runs[i][k].run_back, k);
+    }
+    CHECK(order_holds());
+  }
+  for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+    pa_arena *arena = pa_arena_of(runs[i]->start);
+    unsigned index = (unsigned)(runs[i] - arena->pools), length = shapes[i][0];
+    _pa_arena_return_run(runs[i]);
+    for (unsigned k = 0; k < length; k++) CHECK_EQ((arena->free_pools >> (index + k)) & 1, 1);
+    CHECK(order_holds());
+  }
+  _pa_arenas_release_empty();
+}
+
 static void take_all(pa_pool **pools, size_t n) {
-  for (size_t i = 0; i < n; i++) pools[i] = _pa_arena_take_run(1);
+  for (size_t i = 0; i < n; i++) pools[i] = _pa_arena_take_run(1, 1);
 }
 static void return_all(pa_pool **pools, size_t n) {
   for (size_t i = 0; i < n; i++) _pa_arena_return_run(pools[i]);
@@ -137,7 +164,7 @@ static void test_decay(void) {
   pa_arena_decay_ms(10);
   sleep_ms(30);
   CHECK_EQ(stats().arenas_current, 3); /* nothing happened to release them */
-  _pa_arena_return_run(_pa_arena_take_run(1));
+  _pa_arena_return_run(_pa_arena_take_run(1, 1));
   struct pa_stats after = stats();
   CHECK_EQ(after.arenas_current, 1);
   CHECK_EQ(after.arenas_released, before.arenas_released + 2);
@@ -160,9 +187,9 @@ static void test_decay(void) {
 static void test_boundary_hysteresis(void) {
   long decay = pa_arena_decay_ms(0);
   static pa_pool *full[PA_POOLS_PER_ARENA];
-  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = _pa_arena_take_run(1);
+  for (size_t i = 0; i < PA_POOLS_PER_ARENA; i++) full[i] = _pa_arena_take_run(1, 1);
   size_t before = stats().arenas_allocated_total;
-  for (int i = 0; i < 1000; i++) _pa_arena_return_run(_pa_arena_take_run(1));
+  for (int i = 0; i < 1000; i++) _pa_arena_return_run(_pa_arena_take_run(1, 1));
   struct pa_stats s = stats();
   CHECK_EQ(s.arenas_allocated_total, before + 1); /* one map, not a thousand */
   CHECK_EQ(s.arenas_current, 2);
@@ -198,6 +225,7 @@ static void test_public_api_returns_memory(void) {
 
 int main(void) {
   test_order_and_release();
+  test_runs();
   test_decay();
   test_boundary_hysteresis();
   test_public_api_returns_memory();

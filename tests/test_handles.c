@@ -111,6 +111,28 @@ static void test_bad_handles_refused(void) {
   pa_handles_destroy(two);
 }
 
+/* Objects above the small threshold come from the calling thread's pools,
+ * not the table's: compaction leaves them where they are, and freeing them
+ * gives them back to that thread's pools. */
+static void test_larger_objects_stay(void) {
+  size_t base = check_pool_blocks_in_use();
+  pa_handles *table = pa_handles_create();
+  pa_handle big[8], small[64];
+  for (uint32_t i = 0; i < 8; i++) {
+    big[i] = pa_handle_alloc(table, 3000);
+    fill(pa_handle_get(table, big[i]), 3000, i);
+  }
+  for (int i = 0; i < 64; i++) small[i] = pa_handle_alloc(table, 40);
+  for (int i = 0; i < 64; i += 2) pa_handle_free(table, small[i]);
+  void *where = pa_handle_get(table, big[3]);
+  pa_compact(table, NULL);
+  CHECK(pa_handle_get(table, big[3]) == where);
+  for (uint32_t i = 0; i < 8; i++) CHECK(intact(pa_handle_get(table, big[i]), 3000, i));
+  for (int i = 0; i < 8; i++) pa_handle_free(table, big[i]);
+  pa_handles_destroy(table);
+  CHECK_EQ(check_pool_blocks_in_use(), base);
+}
+
 enum { OBJECTS = 20000 };
 static pa_handle handles[OBJECTS];
 static size_t sizes[OBJECTS];
@@ -302,6 +324,7 @@ static void test_misuse_reported(const char *argv0) {
 int main(int argc, char **argv) {
   if (argc == 2) misuse(argv[1]);
   test_basics();
+  test_larger_objects_stay();
   test_bad_handles_refused();
   test_compact();
   test_threads();

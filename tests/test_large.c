@@ -106,15 +106,17 @@ static void test_realloc_across_layers(void) {
 }
 
 /* Alignments from 32 bytes to twice an arena, for sizes in every layer:
- * aligned, the size usable, and from poolalloc's arenas or spans. */
+ * aligned, the size usable, and from poolalloc's arenas or spans; up to
+ * a quarter of an arena, a size that fits the pools gets a pool block. */
 static void test_alignments(void) {
   const size_t sizes[] = {1, 100, 3000, PA_LARGE_REQUEST_THRESHOLD + 5};
   size_t failures = 0;
   for (size_t alignment = 32; alignment <= 2 * PA_ARENA_SIZE; alignment *= 2)
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
       unsigned char *p = pa_aligned_alloc(alignment, sizes[i]);
+      bool pooled = alignment <= PA_LARGE_REQUEST_THRESHOLD && sizes[i] <= PA_LARGE_REQUEST_THRESHOLD;
       if (p == NULL || (uintptr_t)p % alignment != 0 || pa_usable_size(p) < sizes[i] ||
-          pa_arena_of(p) == NULL) {
+          pa_arena_of(p) == NULL || (pa_arena_of(p)->large_size == 0) != pooled) {
         fprintf(stderr, "aligned_alloc(%zu, %zu) = %p\n", alignment, sizes[i], (void *)p);
         failures++;
       }

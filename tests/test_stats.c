@@ -68,7 +68,7 @@ static void test_domain_traffic(void) {
   void *big_mem = pa_malloc(LARGE);
   void *big_obj = pa_obj_calloc(1, LARGE);
   void *raw = pa_raw_malloc(64);
-  void *aligned = pa_aligned_alloc(2 * s0.pool_size, 100);
+  void *aligned = pa_aligned_alloc(s0.arena_size, 100);
   pa_stats_get(&s1);
   CHECK_EQ(s1.domains[PA_DOMAIN_OBJ].small_allocations - s0.domains[PA_DOMAIN_OBJ].small_allocations, 10);
   CHECK_EQ(s1.domains[PA_DOMAIN_MEM].small_allocations - s0.domains[PA_DOMAIN_MEM].small_allocations, 0);
