@@ -79,6 +79,7 @@ fuzz:
 bench:
 	bench/run.sh
 	bench/larson.sh
+	bench/threads.sh
 	bench/python.sh
 	bench/sampling.sh
 	bench/freelist.sh

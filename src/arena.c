@@ -68,6 +68,9 @@ static struct {
   pa_arena *unused;                           /* recycled records */
   /* wholly free arenas held: the usable list's tail, newest first */
   unsigned empty;
+  /* arenas by their longest stretch of free pools, so a run finds one
+   * with room without walking every arena (with_stretch[0]: none free) */
+  pa_arena *with_stretch[PA_POOLS_PER_ARENA + 1];
   /* arenas with dirty pools (empty, pages resident), oldest first */
   pa_arena *dirty_oldest, *dirty_newest;
   unsigned dirty_count; /* their dirty pools */
@@ -178,6 +181,7 @@ static pa_arena *arena_new(void) {
                       .base = (uintptr_t)base,
                       .free_pools = ALL_POOLS,
                       .nfreepools = PA_POOLS_PER_ARENA,
+                      .longest_free = PA_POOLS_PER_ARENA,
                       .ntotalpools = PA_POOLS_PER_ARENA,
                       .all_next = arenas.all};
   for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++)
@@ -208,6 +212,22 @@ static void usable_insert_after(pa_arena *arena, pa_arena *after) {
   after->next = arena;
 }
 
+static void stretch_unlink(pa_arena *arena) {
+  if (arena->fit_prev)
+    arena->fit_prev->fit_next = arena->fit_next;
+  else
+    arenas.with_stretch[arena->longest_free] = arena->fit_next;
+  if (arena->fit_next) arena->fit_next->fit_prev = arena->fit_prev;
+  arena->fit_next = arena->fit_prev = NULL;
+}
+
+static void stretch_link(pa_arena *arena) {
+  arena->fit_prev = NULL;
+  arena->fit_next = arenas.with_stretch[arena->longest_free];
+  if (arena->fit_next) arena->fit_next->fit_prev = arena;
+  arenas.with_stretch[arena->longest_free] = arena;
+}
+
 static void dirty_change(pa_arena *arena, uint64_t mask, bool dirty);
 
 /* Called only on a wholly free arena. */
@@ -219,6 +239,7 @@ static void arena_release(pa_arena *arena) {
   }
   arenas.empty--;
   dirty_change(arena, arena->dirty_pools, false);
+  stretch_unlink(arena);
   usable_unlink(arena);
   if (arena->all_prev)
     arena->all_prev->all_next = arena->all_next;
@@ -326,6 +347,17 @@ static void arena_purge(pa_arena *arena) {
   dirty_change(arena, arena->dirty_pools, false);
 }
 
+/* The most dirty pools that wait out the delay: max(8 MiB, an eighth of
+ * the arenas held), so a busy heap's churn, which empties and refills
+ * pools all the time, does not purge and fault them in again on every
+ * pool it gives back (8 threads of random sizes spent a third of their
+ * time in the kernel so). */
+static unsigned dirty_limit(void) {
+  size_t floor = PA_KEEP_MIN_BYTES / PA_POOL_SIZE;
+  size_t share = arenas.current * PA_POOLS_PER_ARENA / 8;
+  return (unsigned)(floor > share ? floor : share);
+}
+
 /* Purges the arenas whose dirty pools waited out the delay, or the oldest
  * while too many wait; returns when the next is due, 0 if none waits. */
 static uint64_t arenas_purge_decayed(void) {
@@ -333,7 +365,7 @@ static uint64_t arenas_purge_decayed(void) {
   uint64_t delay = (uint64_t)decay_ms();
   while (arenas.dirty_oldest) {
     pa_arena *oldest = arenas.dirty_oldest;
-    bool too_many = (size_t)arenas.dirty_count * PA_POOL_SIZE > PA_KEEP_MIN_BYTES;
+    bool too_many = arenas.dirty_count > dirty_limit();
     if (!too_many && now - oldest->dirty_since_ms < delay) return oldest->dirty_since_ms + delay;
     arena_purge(oldest);
   }
@@ -392,6 +424,13 @@ static int run_find(uint64_t free, unsigned npools, unsigned alignment) {
   return starts ? __builtin_ctzll(starts) : -1;
 }
 
+/* The longest stretch of set bits in bits. */
+static unsigned longest_stretch(uint64_t bits) {
+  unsigned length = 0;
+  for (; bits; length++) bits &= bits << 1;
+  return length;
+}
+
 /* Changes arena's free pools by mask (taken or given back) and moves it
  * to its new place in the usable list. */
 static void arena_change(pa_arena *arena, uint64_t mask, bool taken) {
@@ -400,21 +439,30 @@ static void arena_change(pa_arena *arena, uint64_t mask, bool taken) {
   arena->free_pools = taken ? arena->free_pools & ~mask : arena->free_pools | mask;
   dirty_change(arena, mask, !taken);
   arena->nfreepools = (unsigned)__builtin_popcountll(arena->free_pools);
+  stretch_unlink(arena);
+  arena->longest_free = longest_stretch(arena->free_pools);
+  stretch_link(arena);
   usable_insert(arena);
   bool is_empty = arena->nfreepools == PA_POOLS_PER_ARENA;
   arenas.empty += is_empty - was_empty;
   if (is_empty) arena->empty_since_ms = _pa_os_monotonic_ms();
 }
 
-/* The fullest arena with room for the run (a single pool: the head of the
- * usable list), else a new one; NULL if none can be had. */
+/* An arena with room for the run, else a new one; NULL if none can be
+ * had.  A single pool comes from the fullest arena (the head of the usable
+ * list); a longer run from the arenas whose longest free stretch is
+ * shortest of those it fits, so long stretches stay whole for long runs. */
 static pa_arena *arena_with_room(unsigned npools, unsigned alignment, int *index) {
-  for (pa_arena *arena = arenas.usable; arena; arena = arena->next)
-    if (arena->nfreepools >= npools &&
-        (*index = run_find(arena->free_pools, npools, alignment)) >= 0)
-      return arena;
+  if (npools == 1 && arenas.usable) {
+    *index = __builtin_ctzll(arenas.usable->free_pools);
+    return arenas.usable;
+  }
+  for (unsigned length = npools; length <= PA_POOLS_PER_ARENA; length++)
+    for (pa_arena *arena = arenas.with_stretch[length]; arena; arena = arena->fit_next)
+      if ((*index = run_find(arena->free_pools, npools, alignment)) >= 0) return arena;
   pa_arena *fresh = arena_new();
   if (fresh == NULL) return NULL;
+  stretch_link(fresh);
   usable_insert(fresh);
   arenas.empty++;
   *index = 0;

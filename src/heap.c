@@ -96,6 +96,7 @@ void _pa_heap_collect(pa_heap *heap) {
       pool = next;
     }
   }
+  _pa_pool_release_kept(heap);
 }
 
 void _pa_heaps_collect_abandoned(void) {

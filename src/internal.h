@@ -136,7 +136,11 @@ pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class);
 void _pa_pool_unlink(pa_heap *heap, pa_pool *pool);
 void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
+/* An empty pool leaves its class list: kept by the heap for its next fresh
+ * pool (PA_HEAP_EMPTY_POOLS), or back to its arena. */
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
+/* The heap's kept empty pools, back to their arenas. */
+void _pa_pool_release_kept(pa_heap *heap);
 /* A block of pool for heap, its owner, taken out of turn (compaction's
  * targets); NULL if it has none.  A pool that runs out is marked full. */
 void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool);

@@ -151,18 +151,50 @@ void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
   return block;
 }
 
+/* A small class's fresh pool comes from the heap's kept empty pools when
+ * it has one: no arena lock. */
 pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class) {
-  pa_pool *pool =
-      _pa_arena_take_run(_pa_class_run_pools(size_class), _pa_class_run_alignment(size_class));
-  if (pool == NULL) return NULL;
+  pa_pool *pool = heap->empty_pools;
+  if (pool != NULL && size_class < PA_SMALL_CLASSES) {
+    heap->empty_pools = pool->next;
+    heap->empty_kept--;
+  } else {
+    pool = _pa_arena_take_run(_pa_class_run_pools(size_class), _pa_class_run_alignment(size_class));
+    if (pool == NULL) return NULL;
+  }
   pool_init(pool, heap, size_class);
   pool_link_front(heap, pool);
   return pool;
 }
 
+/* A heap keeps an empty single pool while it has room, unless no thread
+ * of its own will allocate from it again (exited, or a handle table's,
+ * whose compaction gives emptied pools back). */
+static bool heap_keeps(const pa_heap *heap, const pa_pool *pool) {
+  return pool->run_pools == 1 && heap->empty_kept < PA_HEAP_EMPTY_POOLS && !heap->table &&
+         !atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
+}
+
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
   _pa_pool_unlink(heap, pool);
-  _pa_arena_return_run(pool);
+  if (!heap_keeps(heap, pool)) {
+    _pa_arena_return_run(pool);
+    return;
+  }
+  pool->state = PA_POOL_EMPTY;
+  pool->next = heap->empty_pools;
+  heap->empty_pools = pool;
+  heap->empty_kept++;
+}
+
+void _pa_pool_release_kept(pa_heap *heap) {
+  while (heap->empty_pools) {
+    pa_pool *pool = heap->empty_pools;
+    heap->empty_pools = pool->next;
+    pool->next = NULL;
+    _pa_arena_return_run(pool);
+  }
+  heap->empty_kept = 0;
 }
 
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool) {

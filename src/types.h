@@ -214,9 +214,16 @@ struct pa_heap_counts {
   size_t raw_bytes_published; /* the net of those last added to the shared total (raw.c) */
 };
 
+/* Empty single pools a heap keeps for its next fresh pool of any small
+ * class, so a thread whose structures die and are built again (a tree, a
+ * request) takes no arena lock for them: 128 KiB of pools, at least 4. */
+#define PA_HEAP_EMPTY_POOLS (PA_POOL_SIZE * 4 > 128 * 1024 ? 4 : 128 * 1024 / PA_POOL_SIZE)
+
 struct pa_heap {
   pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &_pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
+  pa_pool *empty_pools;               /* kept empty pools, linked by next */
+  unsigned empty_kept;                /* how many: at most PA_HEAP_EMPTY_POOLS */
   struct pa_heap_counts counts;
   /* src/freelist.c's chunks of bins, by bin number / chunk size
    * (statistics may read them at any time) */
@@ -243,6 +250,9 @@ typedef struct pa_arena {
   uintptr_t base;             /* PA_ARENA_SIZE aligned */
   uint64_t free_pools;        /* bit i: pool i is empty or never carved */
   unsigned nfreepools;        /* bits set in free_pools */
+  unsigned longest_free;      /* the longest stretch of them: runs that fit */
+  struct pa_arena *fit_next;  /* the arenas of the same longest_free */
+  struct pa_arena *fit_prev;
   unsigned ntotalpools;
   struct pa_arena *next;      /* usable list, ascending nfreepools */
   struct pa_arena *prev;

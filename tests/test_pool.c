@@ -17,6 +17,12 @@ static bool free_in_arena(pa_pool *pool) {
   return pool->state == PA_POOL_EMPTY && (arena->free_pools >> (pool - arena->pools) & 1);
 }
 
+static bool kept_by_heap(pa_pool *pool) {
+  for (pa_pool *p = _pa_thread_heap->empty_pools; p; p = p->next)
+    if (p == pool) return true;
+  return false;
+}
+
 static size_t offset_in_pool(const void *p) {
   return (uintptr_t)p - (uintptr_t)pa_pool_of(p)->start;
 }
@@ -93,7 +99,8 @@ static void test_transitions(void) {
   for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]); /* used -> empty */
   CHECK_EQ(first->state, PA_POOL_EMPTY);
   CHECK(!in_class_list(first));
-  CHECK(free_in_arena(first));
+  CHECK(kept_by_heap(first)); /* for the heap's next fresh pool */
+  CHECK(!free_in_arena(first));
   CHECK(_pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
   CHECK(_pa_thread_heap->used_tail[second->size_class] == second);
 
@@ -103,8 +110,10 @@ static void test_transitions(void) {
   CHECK(in_class_list(second));
   pa_free(blocks);
 
-  pa_collect(); /* gives the kept pool back */
+  pa_collect(); /* gives the kept pools back */
   CHECK_EQ(second->state, PA_POOL_EMPTY);
+  CHECK(free_in_arena(first) && free_in_arena(second));
+  CHECK(_pa_thread_heap->empty_pools == NULL && _pa_thread_heap->empty_kept == 0);
 }
 
 /* A pool that went empty is carved again from its first block, in address

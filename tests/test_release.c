@@ -5,8 +5,10 @@
  * RSS means little under the sanitizers and Valgrind.
  *
  *   test_release           every case, each in a child of its own
- *   test_release CASE      one case (warm, idle, decay, partial, rebuild)
+ *   test_release CASE      one case (warm, idle, decay, partial, threads, rebuild)
  */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -145,6 +147,39 @@ static void test_partial(void) {
   for (size_t i = 0; i < n; i++) pa_free(kept[i]);
 }
 
+/* 10,000 short threads, one after another, each freeing the blocks the one
+ * before it left and leaving its own: exited threads' heaps are adopted
+ * whole, so the program does not grow by starting and ending threads. */
+enum { LEFT = 8 };
+static void *left_behind[LEFT];
+static void *short_life(void *arg) {
+  for (int i = 0; i < LEFT; i++) {
+    pa_free(left_behind[i]);
+    left_behind[i] = pa_malloc(i == 0 ? 3000 : 16 + (uintptr_t)arg % 497);
+    memset(left_behind[i], 1, 16);
+  }
+  return NULL;
+}
+
+static void test_thread_lives(void) {
+  enum { LIVES = 10000, FIRST = 1000 };
+  size_t after_first = 0;
+  for (uintptr_t i = 0; i < LIVES; i++) {
+    pthread_t thread;
+    pthread_create(&thread, NULL, short_life, (void *)i);
+    pthread_join(thread, NULL);
+    if (i == FIRST - 1) after_first = _pa_os_resident_bytes();
+  }
+  size_t end = _pa_os_resident_bytes();
+  struct pa_stats s;
+  pa_stats_get(&s);
+  fprintf(stderr, "threads: %zu KiB resident after %d threads, %zu KiB after %d; %zu heaps\n",
+          after_first >> 10, FIRST, end >> 10, LIVES, s.heaps);
+  CHECK(end <= after_first + ((size_t)5 << 20));
+  CHECK(s.heaps <= 2);
+  for (int i = 0; i < LEFT; i++) pa_free(left_behind[i]);
+}
+
 /* A tree of 2^depth - 1 nodes of 48 bytes. */
 struct node {
   struct node *left, *right;
@@ -198,6 +233,7 @@ static const struct {
              {"idle", test_idle},
              {"decay", test_decay_on_slow_paths},
              {"partial", test_partial},
+             {"threads", test_thread_lives},
              {"rebuild", test_rebuild}};
 
 int main(int argc, char **argv) {
