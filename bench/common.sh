@@ -68,3 +68,14 @@ instruction_columns() { # lib bin pairs
 machine_line() {
   echo "Machine: $(nproc) cores, $(uname -m), $(uname -r); $(gcc --version | head -1)"
 }
+
+# Builds TARGET (a bench/ program run through LD_PRELOAD) and the override
+# library in build-bench; sets bin to the program, preload[poolalloc] to
+# the override, and names to the five allocators in table order.
+preload_bench_setup() { # target
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
+  cmake --build build-bench -j"$(nproc)" --target "$1" poolalloc-override >/dev/null
+  bin=$root/build-bench/bench/$1
+  preload[poolalloc]=$root/build-bench/libpoolalloc-override.so
+  names=(glibc jemalloc tcmalloc mimalloc poolalloc)
+}

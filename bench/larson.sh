@@ -9,11 +9,7 @@
 #   bench/larson.sh [ROUNDS]   (default 7)
 . "$(dirname "$0")/common.sh"
 rounds=${1:-7}
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" --target larson poolalloc-override >/dev/null
-bin=$root/build-bench/bench/larson
-preload[poolalloc]=$root/build-bench/libpoolalloc-override.so
-names=(glibc jemalloc tcmalloc mimalloc poolalloc)
+preload_bench_setup larson
 # 2 threads at a time, 100 thread lives each, 20,000 replacements per life
 # on 5,000 slots: 4 million malloc+free pairs of 8..1000 bytes.
 args=(2 100 20000 5000)

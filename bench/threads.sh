@@ -9,11 +9,7 @@
 #   bench/threads.sh [ROUNDS]   (default 5)
 . "$(dirname "$0")/common.sh"
 rounds=${1:-5}
-cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DPOOLALLOC_BUILD_TESTS=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" --target threads poolalloc-override >/dev/null
-bin=$root/build-bench/bench/threads
-preload[poolalloc]=$root/build-bench/libpoolalloc-override.so
-names=(glibc jemalloc tcmalloc mimalloc poolalloc)
+preload_bench_setup threads
 counts=(1 2 4 8 16 64)
 # malloc+free pairs per run, in all threads together
 declare -A ops=([prodcons]=2000000 [private]=20000000 [trees]=20000000 [random]=2000000)

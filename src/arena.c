@@ -294,8 +294,8 @@ static uint64_t arenas_release_decayed(void) {
  * resident.  Its record lives apart, so nothing in those pages is needed:
  * once the arena's first dirty pool has waited out the decay delay, its
  * dirty pools are given back with madvise (the pages read as zero when
- * next used), and at once when more than 8 MiB of them wait.  Wholly free
- * arenas are left to the release above, which keeps a bounded number warm
+ * next used), and at once while more than dirty_limit() of them wait.
+ * Wholly free arenas are left to the release above, which keeps a bounded number warm
  * for structures built again.  A user's arena allocator owns its memory:
  * its arenas are never purged. */
 
