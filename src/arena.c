@@ -497,10 +497,10 @@ static pa_arena *arena_of_pool(const pa_pool *pool) {
   return pa_arena_of(pool->start);
 }
 
-void _pa_arena_return_run(pa_pool *pool) {
+/* With the lock held. */
+static void run_give_back(pa_pool *pool) {
   pa_arena *arena = arena_of_pool(pool);
   unsigned npools = pool->run_pools;
-  pthread_mutex_lock(&arenas.lock);
   for (unsigned k = 0; k < npools; k++) {
     pool[k].state = PA_POOL_EMPTY;
     pool[k].next = pool[k].prev = NULL;
@@ -508,6 +508,22 @@ void _pa_arena_return_run(pa_pool *pool) {
     pool[k].run_back = 0;
   }
   arena_change(arena, run_mask((unsigned)(pool - arena->pools), npools), false);
+}
+
+void _pa_arena_return_run(pa_pool *pool) {
+  pthread_mutex_lock(&arenas.lock);
+  run_give_back(pool);
+  arenas_decay();
+  pthread_mutex_unlock(&arenas.lock);
+}
+
+void _pa_arena_return_runs(pa_pool *list) {
+  pthread_mutex_lock(&arenas.lock);
+  while (list) {
+    pa_pool *next = list->next;
+    run_give_back(list);
+    list = next;
+  }
   arenas_decay();
   pthread_mutex_unlock(&arenas.lock);
 }

@@ -39,8 +39,14 @@ static struct {
   unsigned count; /* heaps made: the last id given */
 } heaps = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* The pools the drain empties are all kept first, and the excess given
+ * back at the end under one taking of the arena lock: a drain of many
+ * blocks from other threads would otherwise take it for every pool it
+ * empties (8 threads exchanging blocks of 16 B..16 KiB slept on it for
+ * most of their context switches). */
 static void heap_drain_remote(pa_heap *heap) {
   pa_block *block = atomic_exchange_explicit(&heap->remote, NULL, memory_order_acquire);
+  heap->draining = true;
   while (block) {
     pa_block *next = pa_block_next(block);
 #if PA_SECURE
@@ -50,6 +56,8 @@ static void heap_drain_remote(pa_heap *heap) {
     pa_pool_free_local(heap, pa_pool_of(block), block);
     block = next;
   }
+  heap->draining = false;
+  if (heap->empty_kept > PA_HEAP_EMPTY_POOLS) _pa_pool_release_kept(heap, true);
 }
 
 /* Called with the heaps lock held.  An abandoned heap keeps no empty pool:
@@ -96,7 +104,7 @@ void _pa_heap_collect(pa_heap *heap) {
       pool = next;
     }
   }
-  _pa_pool_release_kept(heap);
+  _pa_pool_release_kept(heap, false);
 }
 
 void _pa_heaps_collect_abandoned(void) {

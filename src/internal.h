@@ -87,8 +87,10 @@ static inline void _pa_secure_init(void) {}
  * with run_pools set and the others marked as its run's; NULL (errno
  * ENOMEM) if out of memory. */
 pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment);
-/* Gives pool's run back (every pool of it empty). */
+/* Gives pool's run back (every pool of it empty); and a list of them
+ * (linked by next) under one taking of the lock. */
 void _pa_arena_return_run(pa_pool *pool);
+void _pa_arena_return_runs(pa_pool *list);
 /* Releases every wholly free arena now, the spare and the decaying ones. */
 void _pa_arenas_release_empty(void);
 /* Releases the wholly free arenas past the decay delay, as a pool taken or
@@ -139,8 +141,11 @@ void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
 /* An empty pool leaves its class list: kept by the heap for its next fresh
  * pool (PA_HEAP_EMPTY_POOLS), or back to its arena. */
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool);
-/* The heap's kept empty pools, back to their arenas. */
-void _pa_pool_release_kept(pa_heap *heap);
+/* The heap's kept empty pools, back to their arenas; with `excess`, only
+ * those past its bound (a drain of other threads' frees keeps every pool
+ * it empties, then gives the excess back under one taking of the arena
+ * lock). */
+void _pa_pool_release_kept(pa_heap *heap, bool excess);
 /* A block of pool for heap, its owner, taken out of turn (compaction's
  * targets); NULL if it has none.  A pool that runs out is marked full. */
 void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool);

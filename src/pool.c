@@ -151,15 +151,27 @@ void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
   return block;
 }
 
-/* A small class's fresh pool comes from the heap's kept empty pools when
- * it has one: no arena lock. */
+/* A kept pool or run of the length, starting on a multiple of alignment
+ * pools (arenas are aligned to their size), taken off the heap's list. */
+static pa_pool *kept_take(pa_heap *heap, unsigned npools, unsigned alignment) {
+  for (pa_pool **link = &heap->empty_pools; *link; link = &(*link)->next) {
+    pa_pool *pool = *link;
+    if (pool->run_pools != npools || (((uintptr_t)pool->start >> PA_POOL_BITS) & (alignment - 1)) != 0)
+      continue;
+    *link = pool->next;
+    heap->empty_kept -= npools;
+    return pool;
+  }
+  return NULL;
+}
+
+/* A fresh pool or run comes from the heap's kept ones when it has one of
+ * the length: no arena lock. */
 pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class) {
-  pa_pool *pool = heap->empty_pools;
-  if (pool != NULL && size_class < PA_SMALL_CLASSES) {
-    heap->empty_pools = pool->next;
-    heap->empty_kept--;
-  } else {
-    pool = _pa_arena_take_run(_pa_class_run_pools(size_class), _pa_class_run_alignment(size_class));
+  unsigned npools = _pa_class_run_pools(size_class), alignment = _pa_class_run_alignment(size_class);
+  pa_pool *pool = heap->empty_pools ? kept_take(heap, npools, alignment) : NULL;
+  if (pool == NULL) {
+    pool = _pa_arena_take_run(npools, alignment);
     if (pool == NULL) return NULL;
   }
   pool_init(pool, heap, size_class);
@@ -167,12 +179,12 @@ pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class) {
   return pool;
 }
 
-/* A heap keeps an empty single pool while it has room, unless no thread
+/* A heap keeps an empty pool or run while it has room, unless no thread
  * of its own will allocate from it again (exited, or a handle table's,
  * whose compaction gives emptied pools back). */
 static bool heap_keeps(const pa_heap *heap, const pa_pool *pool) {
-  return pool->run_pools == 1 && heap->empty_kept < PA_HEAP_EMPTY_POOLS && !heap->table &&
-         !atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
+  return (heap->draining || heap->empty_kept + pool->run_pools <= PA_HEAP_EMPTY_POOLS) &&
+         !heap->table && !atomic_load_explicit(&heap->abandoned, memory_order_relaxed);
 }
 
 void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
@@ -184,17 +196,20 @@ void _pa_pool_release_empty(pa_heap *heap, pa_pool *pool) {
   pool->state = PA_POOL_EMPTY;
   pool->next = heap->empty_pools;
   heap->empty_pools = pool;
-  heap->empty_kept++;
+  heap->empty_kept += pool->run_pools;
 }
 
-void _pa_pool_release_kept(pa_heap *heap) {
-  while (heap->empty_pools) {
-    pa_pool *pool = heap->empty_pools;
-    heap->empty_pools = pool->next;
-    pool->next = NULL;
-    _pa_arena_return_run(pool);
+void _pa_pool_release_kept(pa_heap *heap, bool excess) {
+  pa_pool **link = &heap->empty_pools;
+  unsigned kept = 0;
+  while (*link && excess && kept + (*link)->run_pools <= PA_HEAP_EMPTY_POOLS) {
+    kept += (*link)->run_pools;
+    link = &(*link)->next;
   }
-  heap->empty_kept = 0;
+  pa_pool *give_back = *link;
+  *link = NULL;
+  heap->empty_kept = kept;
+  if (give_back) _pa_arena_return_runs(give_back);
 }
 
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool) {

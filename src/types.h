@@ -214,16 +214,19 @@ struct pa_heap_counts {
   size_t raw_bytes_published; /* the net of those last added to the shared total (raw.c) */
 };
 
-/* Empty single pools a heap keeps for its next fresh pool of any small
- * class, so a thread whose structures die and are built again (a tree, a
- * request) takes no arena lock for them: 128 KiB of pools, at least 4. */
-#define PA_HEAP_EMPTY_POOLS (PA_POOL_SIZE * 4 > 128 * 1024 ? 4 : 128 * 1024 / PA_POOL_SIZE)
+/* Empty pools and runs a heap keeps for its next fresh pool of a small
+ * class or run of the same length, so a thread whose structures die and
+ * are built again (a tree, a request) takes no arena lock for them: 256
+ * KiB of pools, and at least the longest run. */
+#define PA_HEAP_EMPTY_POOLS \
+  (PA_POOL_SIZE * PA_POOLS_PER_ARENA / 2 > 256 * 1024 ? PA_POOLS_PER_ARENA / 2 : 256 * 1024 / PA_POOL_SIZE)
 
 struct pa_heap {
   pa_pool *used[PA_NUM_CLASSES];      /* first used pool per class, or &_pa_empty_pool */
   pa_pool *used_tail[PA_NUM_CLASSES]; /* last used pool per class, or NULL */
-  pa_pool *empty_pools;               /* kept empty pools, linked by next */
-  unsigned empty_kept;                /* how many: at most PA_HEAP_EMPTY_POOLS */
+  pa_pool *empty_pools;               /* kept empty pools and runs, linked by next */
+  unsigned empty_kept;                /* their pools: at most PA_HEAP_EMPTY_POOLS */
+  bool draining;                      /* other threads' frees being taken in */
   struct pa_heap_counts counts;
   /* src/freelist.c's chunks of bins, by bin number / chunk size
    * (statistics may read them at any time) */
