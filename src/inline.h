@@ -313,7 +313,7 @@ static inline void *pa_small_malloc(pa_domain domain, size_t size_class) {
 static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   size_t limit = atomic_load_explicit(&_pa_fast.small_request, memory_order_relaxed);
   if (__builtin_expect(size - 1 < limit, 1)) return pa_small_malloc(domain, pa_domain_class(domain, size));
-  if (size <= PA_LARGE_REQUEST_THRESHOLD && limit != 0)
+  if (size - 1 < PA_LARGE_REQUEST_THRESHOLD && limit != 0) /* size 0 wraps past both */
     return pa_small_malloc(domain, pa_medium_class(size));
   return _pa_domain_malloc(size, domain);
 }
