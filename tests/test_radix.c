@@ -56,13 +56,16 @@ static void test_foreign_pointers(void) {
 static void test_released_arena_forgotten(void) {
   void *p = pa_malloc(200);
   uintptr_t base = pa_arena_of(p)->base;
+  struct pa_stats s;
+  pa_stats_get(&s);
+  size_t leaves = s.radix_leaves; /* 1, or more where a large span was mapped far away */
   pa_free(p);
   pa_collect(); /* nothing else lives: the arena goes back to the OS */
-  struct pa_stats s;
   pa_stats_get(&s);
   CHECK_EQ(s.arenas_current, 0);
   CHECK(pa_arena_of((void *)base) == NULL);
-  CHECK_EQ(s.radix_leaves, 1); /* leaves stay; they are reused */
+  CHECK(leaves >= 1);
+  CHECK_EQ(s.radix_leaves, leaves); /* leaves stay; they are reused */
 }
 
 int main(void) {
