@@ -327,10 +327,12 @@ void pa_stats_print(FILE *out) {
   print_line(out, "# blocks handed out by the pools", s.small_allocations);
   print_line(out, "# blocks given back to the pools", s.small_frees);
   print_line(out, "# peak bytes in arenas", s.arenas_highwater * s.arena_size);
-  print_line(out, "# raw layer allocations", s.raw_allocations);
-  print_line(out, "# raw layer frees", s.raw_frees);
-  print_line(out, "# raw layer bytes in use", s.raw_bytes_in_use);
-  print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
+  if (s.raw_allocations != 0) { /* the library build's RAW domain, if used */
+    print_line(out, "# raw layer allocations", s.raw_allocations);
+    print_line(out, "# raw layer frees", s.raw_frees);
+    print_line(out, "# raw layer bytes in use", s.raw_bytes_in_use);
+    print_line(out, "# raw layer peak bytes", s.raw_bytes_peak);
+  }
   print_line(out, "# large blocks", s.large_blocks);
   print_line(out, "# large bytes in use", s.large_bytes_in_use);
   print_line(out, "# large bytes mapped", s.large_bytes_mapped);

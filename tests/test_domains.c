@@ -157,7 +157,7 @@ static void test_failing_wrapper(void) {
 }
 
 /* A RAW wrapper sees the RAW domain's calls only: MEM's large requests
- * come from the raw layer underneath, counted there. */
+ * are poolalloc's own spans, and the raw layer serves none of them. */
 static void test_raw_sees_raw_only(void) {
   struct counter c;
   counter_install(&c, PA_DOMAIN_RAW);

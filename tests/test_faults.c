@@ -66,7 +66,7 @@ static void slot_release(struct slot *s) {
 
 static void step(unsigned long long r, unsigned char tag) {
   struct slot *s = &slots[r % SLOTS];
-  size_t size = 1 + (r >> 20) % 600; /* some above 512: the raw layer */
+  size_t size = 1 + (r >> 20) % 600; /* some above 512: medium classes' runs */
   errno = 0;
   switch ((r >> 12) % 6) {
   case 0:

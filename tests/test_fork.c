@@ -40,14 +40,11 @@ static size_t bytes_in_use(void) {
   return s.bytes_in_use;
 }
 
-/* GCC 12's AddressSanitizer malloc is not fork-safe: a thread holding its
- * lock at fork() leaves the child blocked in it.  Under ASan the raw layer
- * is that malloc, so the child keeps to pool sizes there. */
-#if defined(__SANITIZE_ADDRESS__)
-#define CHILD_MAX_SIZE 512
-#else
+/* Small and medium sizes: every one is poolalloc's, so the child never
+ * reaches the C library's malloc (GCC 12's AddressSanitizer malloc is not
+ * fork-safe: a thread holding its lock at fork() would leave the child
+ * blocked in it). */
 #define CHILD_MAX_SIZE 600
-#endif
 
 /* The child holds the blocks the churn threads had live at the fork; it
  * cannot free those, so it checks that its own work balances out. */
