@@ -35,7 +35,7 @@ row() {
 
 row "pairs, 24 B" pairs 24
 row "pairs, 512 B" pairs 512
-row "pairs, 2 KiB (raw layer)" pairs 2048
+row "pairs, 2 KiB (medium class)" pairs 2048
 row "tuples by length" tuples
 row "bursts of 1,000 (keeps 100)" burst
 row "made in one thread, freed in another" xthread
