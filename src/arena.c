@@ -123,21 +123,29 @@ void _pa_arena_record_give(pa_arena *record) {
   pthread_mutex_unlock(&arenas.lock);
 }
 
-/* The radix tree's writers hold the arena lock. */
+/* The first `chunks` arena-sized chunks from base, out of the radix tree;
+ * with the arena lock held (the tree's writers hold it). */
+static void chunks_unregister(uintptr_t base, size_t chunks) {
+  for (size_t i = 0; i < chunks; i++) _pa_radix_unregister(base + (i << PA_ARENA_BITS));
+}
+
 bool _pa_arenas_register_span(pa_arena *span, uintptr_t base, size_t bytes) {
   size_t chunks = bytes >> PA_ARENA_BITS;
   pthread_mutex_lock(&arenas.lock);
   for (size_t i = 0; i < chunks; i++) {
-    if (span == NULL) {
-      _pa_radix_unregister(base + (i << PA_ARENA_BITS));
-    } else if (!_pa_radix_register(base + (i << PA_ARENA_BITS), span)) {
-      while (i-- > 0) _pa_radix_unregister(base + (i << PA_ARENA_BITS));
-      pthread_mutex_unlock(&arenas.lock);
-      return false;
-    }
+    if (_pa_radix_register(base + (i << PA_ARENA_BITS), span)) continue;
+    chunks_unregister(base, i);
+    pthread_mutex_unlock(&arenas.lock);
+    return false;
   }
   pthread_mutex_unlock(&arenas.lock);
   return true;
+}
+
+void _pa_arenas_unregister_span(uintptr_t base, size_t bytes) {
+  pthread_mutex_lock(&arenas.lock);
+  chunks_unregister(base, bytes >> PA_ARENA_BITS);
+  pthread_mutex_unlock(&arenas.lock);
 }
 
 /* PA_ARENA_SIZE bytes aligned to PA_ARENA_SIZE, from the arena allocator;

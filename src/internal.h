@@ -107,9 +107,10 @@ unsigned _pa_arena_pools_in_use(const pa_pool *pool);
 pa_arena *_pa_arena_record_take(void);
 void _pa_arena_record_give(pa_arena *record);
 /* Registers every arena-sized chunk of [base, base + bytes) with span in
- * the radix tree (span NULL: unregisters them); false, none registered,
- * if the tree cannot grow. */
+ * the radix tree; false, none registered, if the tree cannot grow.  And
+ * their removal. */
 bool _pa_arenas_register_span(pa_arena *span, uintptr_t base, size_t bytes);
+void _pa_arenas_unregister_span(uintptr_t base, size_t bytes);
 /* The decay delay in ms (pa_arena_decay_ms, POOLALLOC_ARENA_DECAY_MS). */
 long _pa_arenas_decay_delay_ms(void);
 /* Wholly free arenas held: the spare and those waiting out the decay. */

@@ -57,10 +57,6 @@ void _pa_large_unlock(void) { pthread_mutex_unlock(&large.lock); }
 
 static size_t round_up(size_t size, size_t unit) { return (size + unit - 1) & ~(unit - 1); }
 
-static bool span_register(pa_arena *span, uintptr_t base, size_t bytes) {
-  return _pa_arenas_register_span(span, base, bytes);
-}
-static void span_unregister(uintptr_t base, size_t bytes) { _pa_arenas_register_span(NULL, base, bytes); }
 
 /* The records of a span at base: the first serves the block, the others
  * (one per pool of a chunk: every chunk shares the record) point to it. */
@@ -78,7 +74,7 @@ static pa_arena *span_map(size_t bytes, size_t alignment, size_t usable) {
   pa_arena *span = _pa_arena_record_take();
   if (span == NULL) return NULL;
   char *base = _pa_os_map_aligned(bytes, alignment, 0);
-  if (base == NULL || !span_register(span, (uintptr_t)base, bytes)) {
+  if (base == NULL || !_pa_arenas_register_span(span, (uintptr_t)base, bytes)) {
     if (base) _pa_os_unmap(base, bytes);
     _pa_arena_record_give(span);
     errno = ENOMEM;
@@ -92,7 +88,7 @@ static pa_arena *span_map(size_t bytes, size_t alignment, size_t usable) {
 }
 
 static void span_unmap(pa_arena *span) {
-  span_unregister(span->base, span->mapping_size);
+  _pa_arenas_unregister_span(span->base, span->mapping_size);
   _pa_os_unmap((void *)span->base, span->mapping_size);
   _pa_arena_record_give(span);
 }
@@ -160,11 +156,12 @@ void _pa_large_decay_due(void) {
 
 void _pa_large_release_cached(void) { large_expire(true); }
 
-static void count_live(pa_arena *span, bool live) {
-  size_t blocks = large.blocks, bytes = large.bytes_in_use, mapped = large.bytes_mapped;
-  large.blocks = live ? blocks + 1 : blocks - 1;
-  large.bytes_in_use = live ? bytes + span->large_size : bytes - span->large_size;
-  large.bytes_mapped = live ? mapped + span->mapping_size : mapped - span->mapping_size;
+/* span counted in (live) or out of the live figures; with the lock held. */
+static void count_live(const pa_arena *span, bool live) {
+  size_t sign = live ? 1 : SIZE_MAX; /* +1 or -1, modulo 2^64 */
+  large.blocks += sign;
+  large.bytes_in_use += sign * span->large_size;
+  large.bytes_mapped += sign * span->mapping_size;
 }
 
 void *_pa_large_malloc(size_t size, size_t alignment, bool zero) {
@@ -218,7 +215,7 @@ void _pa_large_free(pa_arena *span) {
 
 /* The chunks past `bytes` go back to the OS. */
 static void span_shrink(pa_arena *span, size_t bytes) {
-  span_unregister(span->base + bytes, span->mapping_size - bytes);
+  _pa_arenas_unregister_span(span->base + bytes, span->mapping_size - bytes);
   _pa_os_unmap((char *)span->base + bytes, span->mapping_size - bytes);
 }
 
@@ -228,7 +225,7 @@ static bool span_grow(pa_arena *span, size_t bytes, size_t usable) {
   char *base = (char *)span->base;
   size_t old = span->mapping_size;
   if (_pa_os_remap(base, old, bytes, NULL)) {
-    if (span_register(span, span->base + old, bytes - old)) {
+    if (_pa_arenas_register_span(span, span->base + old, bytes - old)) {
       span->mapping_size = bytes;
       span->large_size = usable;
       return true;
@@ -238,16 +235,16 @@ static bool span_grow(pa_arena *span, size_t bytes, size_t usable) {
   }
   char *to = _pa_os_map_aligned(bytes, PA_ARENA_SIZE, 0);
   if (to == NULL) return false;
-  if (!span_register(span, (uintptr_t)to, bytes)) {
+  if (!_pa_arenas_register_span(span, (uintptr_t)to, bytes)) {
     _pa_os_unmap(to, bytes);
     return false;
   }
   if (_pa_os_remap(base, old, bytes, to) == NULL) {
-    span_unregister((uintptr_t)to, bytes);
+    _pa_arenas_unregister_span((uintptr_t)to, bytes);
     _pa_os_unmap(to, bytes);
     return false;
   }
-  span_unregister((uintptr_t)base, old);
+  _pa_arenas_unregister_span((uintptr_t)base, old);
   span_set(span, to, bytes, usable);
   return true;
 }
