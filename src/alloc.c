@@ -79,7 +79,6 @@ static void free_unowned(pa_pool *pool, void *p, pa_domain domain) {
 }
 
 void _pa_general_free_other(pa_heap *self, pa_pool *pool, void *p, pa_domain domain) {
-  pool = pa_pool_serving(pool);
   if (pool->owner == NULL) {
     free_unowned(pool, p, domain);
     return;

@@ -492,12 +492,12 @@ pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment) {
   arena_change(arena, run_mask((unsigned)index, npools), true);
   pa_pool *first = &arena->pools[index];
   first->run_pools = (uint8_t)npools;
-  first->run_back = 0;
+  first->run_back_bytes = 0;
   for (unsigned k = 1; k < npools; k++) {
     first[k].state = PA_POOL_RUN;
     first[k].owner = NULL;
     first[k].run_pools = 0;
-    first[k].run_back = (uint8_t)k;
+    first[k].run_back_bytes = pa_run_back_bytes(k);
   }
   pthread_mutex_unlock(&arenas.lock);
   return first;
@@ -515,7 +515,7 @@ static void run_give_back(pa_pool *pool) {
     pool[k].state = PA_POOL_EMPTY;
     pool[k].next = pool[k].prev = NULL;
     pool[k].run_pools = 1;
-    pool[k].run_back = 0;
+    pool[k].run_back_bytes = 0;
   }
   arena_change(arena, run_mask((unsigned)(pool - arena->pools), npools), false);
 }
@@ -582,14 +582,17 @@ RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) 
   const pa_pool *pool = &arena->pools[index];
   if (pool->state == PA_POOL_EMPTY || pool->state == PA_POOL_UNTOUCHED)
     return (pa_pool_view){.state = pool->state, .run_pools = 1};
-  unsigned run_index = pool->run_back;
+  unsigned run_index = pa_pool_run_index(pool);
   pool -= run_index;
+  /* a run taken but not yet given its class and heap (its thread is
+   * between the two steps, or was when the process forked) has no owner */
+  const pa_heap *owner = pool->owner;
   return (pa_pool_view){.state = pool->state,
                         .size_class = pool->size_class,
                         .run_pools = pool->run_pools,
                         .run_index = (uint8_t)run_index,
                         .in_use = pool->count,
-                        .heap = pool->owner->id};
+                        .heap = owner ? owner->id : 0};
 }
 
 void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,

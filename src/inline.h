@@ -50,7 +50,7 @@ static inline size_t pa_class_block_size(unsigned size_class) {
 static inline size_t pa_pool_capacity(size_t block_size) {
   return PA_POOL_SIZE / block_size;
 }
-/* The bytes of pool's run (one pool for a small class's). */
+/* The bytes of pool's run (of one pool or more). */
 static inline size_t pa_pool_bytes(const pa_pool *pool) {
   return (size_t)pool->run_pools << PA_POOL_BITS;
 }
@@ -247,7 +247,15 @@ static inline pa_pool *pa_pool_in(pa_arena *arena, const void *p) {
 
 /* The record that serves pool: its run's first for a run's later pools. */
 static inline pa_pool *pa_pool_serving(pa_pool *pool) {
-  return pool - pool->run_back;
+  return (pa_pool *)((char *)pool - pool->run_back_bytes);
+}
+/* Its place in its run: 0 for the first pool. */
+static inline unsigned pa_pool_run_index(const pa_pool *pool) {
+  return pool->run_back_bytes / sizeof(pa_pool);
+}
+/* The value of run_back_bytes for the pool k places into a run. */
+static inline uint16_t pa_run_back_bytes(unsigned k) {
+  return (uint16_t)(k * sizeof(pa_pool));
 }
 /* The record serving a p known to lie in poolalloc's arenas. */
 static inline pa_pool *pa_pool_of(const void *p) {
@@ -318,11 +326,12 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   return _pa_domain_malloc(size, domain);
 }
 
-/* p lies in pool, whose record may be a run's later pool's (never the
- * calling heap's: its owner is NULL); the out-of-line path finds the
- * record that serves it. */
+/* p lies in pool, whose record may be a run's later pool's: the record
+ * that serves the run takes the free, so a block anywhere in a run of
+ * pools is freed inline like one in a single pool. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = _pa_thread_heap;
+  pool = pa_pool_serving(pool);
   if (__builtin_expect(pool->owner == heap, 1)) {
     pa_secure_free(pool, p);
     track_free(p, pool->block_size);

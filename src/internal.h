@@ -241,8 +241,8 @@ void _pa_general_counters(struct pa_stats *out);
 /* The slow paths of a pool block's malloc and free through domain: the
  * heap below knows no domain, so the traffic is counted here. */
 void *_pa_general_small_slow(pa_heap *heap, size_t cls, pa_domain domain);
-/* p lies in pool, which the calling thread's heap self does not own, or
- * which is a run's later pool. */
+/* p lies in the pool or run whose record (its first pool's) is pool, which
+ * the calling thread's heap self does not own. */
 void _pa_general_free_other(pa_heap *self, pa_pool *pool, void *p, pa_domain domain);
 
 /* ---- Domains and their layers (src/domain.c, debug.c, trace.c) --------- */

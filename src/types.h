@@ -30,8 +30,8 @@
  *
  * A pool is *used* (in its heap's class list: at least one block free),
  * *full* (in no list) or *empty* (its bit set in its arena's free_pools).
- * Full pools need no list: a free into one relinks it at the front of its
- * class list.  The one exception to "count == 0 means empty": a heap keeps
+ * Full pools need no list: a free into one relinks it at the back of its
+ * class list (src/pool.c says why the back).  The one exception to "count == 0 means empty": a heap keeps
  * the last pool of a class in its list even when all its blocks are free, so
  * a malloc/free loop of one size does not bounce the pool through the arena
  * lock on every call (CPython keeps one spare arena for the same reason).
@@ -76,7 +76,8 @@
 #define PA_ALIGNMENT ((size_t)POOLALLOC_ALIGNMENT)
 #define PA_ALIGNMENT_SHIFT __builtin_ctzll(POOLALLOC_ALIGNMENT)
 /* Small classes: 1..PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
- * since 3.3) bytes, PA_ALIGNMENT apart, one pool per class each. */
+ * since 3.3) bytes, PA_ALIGNMENT apart, each served from pools or from
+ * runs of pools that hold 64 blocks (src/pool.c). */
 #define PA_SMALL_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
 
 #define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
@@ -137,7 +138,7 @@ enum pa_pool_state {
   PA_POOL_USED = 1,      /* in its heap's class list */
   PA_POOL_FULL = 2,      /* in no list */
   PA_POOL_UNTOUCHED = 3, /* free in its arena, never carved */
-  PA_POOL_RUN = 4,       /* a run's or a span's pool after its first: see run_back */
+  PA_POOL_RUN = 4,       /* a run's or a span's pool after its first: see run_back_bytes */
   PA_POOL_LARGE = 5,     /* the first pool of a large span (src/large.c) */
 };
 
@@ -162,11 +163,13 @@ typedef struct pa_pool {
   uint32_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
-  /* A run's first pool: its length in pools (1 for a small class's pool);
-   * the other pools of a run (state PA_POOL_RUN): how many pools back its
-   * first is, whose record serves the whole run. */
+  /* A run's first pool: its length in pools. */
   uint8_t run_pools;
-  uint8_t run_back;
+  /* The other pools of a run (state PA_POOL_RUN): how far back, in bytes,
+   * the record of its first pool is, which serves the whole run; 0 for a
+   * run's first.  In bytes, so the free path finds the serving record
+   * with a load and a subtraction (pa_pool_serving). */
+  uint16_t run_back_bytes;
 #if PA_SECURE
   /* UINT64_MAX / block_size + 1: "is offset a multiple of block_size" with
    * a multiply instead of a division (Lemire, Kaser, Kurz 2019) */
@@ -178,6 +181,8 @@ typedef struct pa_pool {
   uint64_t canary; /* the secret ^ the record's address: a wild write shows */
 #endif
 } pa_pool;
+
+_Static_assert((PA_POOLS_PER_ARENA - 1) * sizeof(pa_pool) <= UINT16_MAX, "run_back_bytes must fit 16 bits");
 
 #define PA_CLASS_NONE 0xff
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
@@ -296,12 +301,12 @@ typedef struct pa_heap_view {
 } pa_heap_view;
 
 /* One pool as the arena layer shows it to a walk (statistics, the heap
- * map), whatever the pool records look like inside.  Every pool of a
- * medium run shows the run's figures. */
+ * map), whatever the pool records look like inside.  Every pool of a run
+ * shows the run's figures. */
 typedef struct pa_pool_view {
   uint8_t state;      /* enum pa_pool_state but PA_POOL_RUN: the run's */
   uint8_t size_class; /* used and full pools */
-  uint8_t run_pools;  /* the pools of its run (1 for a small class's) */
+  uint8_t run_pools;  /* the pools of its run (1 for a pool on its own) */
   uint8_t run_index;  /* its place in the run, 0 for the first */
   uint32_t in_use;    /* blocks handed out (of the whole run) */
   unsigned heap;      /* the owning heap's id; 0 for empty and untouched pools */

@@ -115,7 +115,7 @@ static void test_runs(void) {
     CHECK_EQ(runs[i]->run_pools, shapes[i][0]);
     for (unsigned k = 0; k < shapes[i][0]; k++) {
       CHECK_EQ((arena->free_pools >> (index + k)) & 1, 0);
-      CHECK_EQ(runs[i][k].run_back, k);
+      CHECK_EQ(pa_pool_run_index(&runs[i][k]), k);
     }
     CHECK(order_holds());
   }
@@ -213,10 +213,11 @@ static void test_public_api_returns_memory(void) {
   for (size_t i = 0; i < N; i++) pa_free(blocks[i]);
   pa_free(blocks);
   s = stats();
-  /* the heap keeps the last pool of the 256-byte class and the last run
+  /* the heap keeps the last run of the 256-byte class and the last run
    * of the class of the array (types.h); the arenas wholly free wait out
    * their decay, or pa_collect */
-  CHECK_EQ(s.pools_used, 1 + _pa_class_run_pools((unsigned)pa_medium_class(N * sizeof *blocks)));
+  CHECK_EQ(s.pools_used, _pa_class_run_pools((unsigned)pa_domain_class(PA_DOMAIN_MEM, 256)) +
+                             _pa_class_run_pools((unsigned)pa_medium_class(N * sizeof *blocks)));
   pa_collect();
   s = stats();
   CHECK_EQ(s.arenas_current, 0);

@@ -157,7 +157,7 @@ static void test_block_query(void) {
   CHECK(block.in_use >= 1);
   CHECK_EQ(pa_class_block_size(block.size_class), 112);
   CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 112);
-  char *tail = block.pool->start + PA_POOL_SIZE - 1; /* 112 divides no pool size */
+  char *tail = block.pool->start + pa_pool_bytes(block.pool) - 1; /* 112 divides no run's size */
   CHECK(pa_block_of(tail, &block) && block.start == NULL && block.size == 112);
   /* the arena's last pool is not carved while only a few are in use */
   char *last = (char *)pa_arena_of(p)->base + PA_ARENA_SIZE - 16;
@@ -194,7 +194,7 @@ static void test_runs(void) {
   CHECK_EQ(run->state, PA_POOL_USED);
   for (unsigned k = 1; k < pools; k++) {
     CHECK_EQ(run[k].state, PA_POOL_RUN);
-    CHECK_EQ(run[k].run_back, k);
+    CHECK_EQ(pa_pool_run_index(&run[k]), k);
     CHECK(run[k].owner == NULL);
   }
   for (size_t i = 0; i < capacity; i++) CHECK(pa_pool_of(blocks[i]) == run);

@@ -45,16 +45,20 @@ static void test_medium_mapping(void) {
   }
 }
 
-/* Each medium class's run: within half an arena, two blocks at least, and
- * a tail too small for a block of at most an eighth of it wherever half
- * an arena allows one. */
+/* Each class's run: within half an arena, two blocks at least, and a tail
+ * too small for a block of at most an eighth of it wherever half an arena
+ * allows one; a small class's the shortest that holds 64 blocks. */
 static void test_run_lengths(void) {
   size_t worst = 0;
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) {
     unsigned pools = _pa_class_run_pools(cls);
     size_t bytes = pools * PA_POOL_SIZE, block = pa_class_block_size(cls);
-    CHECK(pools >= 1 && pools <= (cls < PA_SMALL_CLASSES ? 1 : PA_POOLS_PER_ARENA / 2));
+    CHECK(pools >= 1 && pools <= (PA_POOLS_PER_ARENA > 1 ? PA_POOLS_PER_ARENA / 2 : 1));
     CHECK(bytes / block >= 2);
+    if (cls < PA_SMALL_CLASSES) {
+      CHECK(bytes / block >= 64 || pools == PA_POOLS_PER_ARENA / 2);
+      CHECK(pools == 1 || (pools - 1) * PA_POOL_SIZE / block < 64);
+    }
     if (bytes % block * 8 > bytes) worst++;
   }
   CHECK_EQ(worst, 0);

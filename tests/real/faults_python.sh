@@ -24,7 +24,7 @@ for ((n = 1; ; n++)); do
     finished=$((finished + 1))
     [ "$failed" -gt 0 ] && continued=$((continued + 1))
   elif { [ "$status" -eq 1 ] || [ "$status" -eq 134 ]; } &&
-       grep -qiE 'memory|Fatal Python error: (init|error reading frozen)' "$work/err" &&
+       grep -qiE 'memory|Fatal Python error: (init|pycore_init|error reading frozen)' "$work/err" &&
        ! grep -q 'AssertionError' "$work/err"; then
     # Python reported running out of memory and stopped, or could not start
     # (its start-up reports some refusals as a failed import or an unreadable
