@@ -117,8 +117,9 @@ static void test_decay_on_slow_paths(void) {
 
 /* All but one block per arena (and the last) freed, so every arena keeps
  * live blocks and none can be unmapped: the empty pools inside them go
- * back to the OS without any call, at once past max(8 MiB, a quarter of
- * the arenas), all of them after the decay delay and a slow allocation. */
+ * back to the OS without any call, at once past max(8 MiB, half the
+ * arenas' pools), all of them after the decay delay and a slow
+ * allocation.  Each arena's live pool adds a 64th of it to the half. */
 static void test_partial(void) {
   enum { KEEP_EVERY = PA_POOLS_PER_ARENA * (PA_POOL_SIZE / BLOCK_SIZE), /* blocks per arena */
          KEPT = BLOCKS / KEEP_EVERY + 2 };
@@ -142,7 +143,7 @@ static void test_partial(void) {
   fprintf(stderr, "partial: %zu KiB added, %zu KiB left at once, %zu KiB after the delay\n",
           added >> 10, left_at_once >> 10, left >> 10);
   CHECK_EQ(s.arenas_released, 0); /* no arena could go */
-  CHECK(left_at_once * 3 <= added);
+  CHECK(left_at_once * 100 <= added * 55);
   CHECK(left * 20 <= added);
   for (size_t i = 0; i < n; i++) pa_free(kept[i]);
 }
