@@ -502,6 +502,9 @@ pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment) {
     return NULL;
   }
   arena_change(arena, run_mask((unsigned)index, npools), true);
+  pthread_mutex_unlock(&arenas.lock);
+  /* the run is the caller's now: its records are written without the
+   * lock (a run of 16 pools writes 16 records, each a cache line) */
   pa_pool *first = &arena->pools[index];
   first->run_pools = (uint8_t)npools;
   first->run_back_bytes = 0;
@@ -511,7 +514,6 @@ pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment) {
     first[k].run_pools = 0;
     first[k].run_back_bytes = pa_run_back_bytes(k);
   }
-  pthread_mutex_unlock(&arenas.lock);
   return first;
 }
 
@@ -519,20 +521,31 @@ static pa_arena *arena_of_pool(const pa_pool *pool) {
   return pa_arena_of(pool->start);
 }
 
-/* With the lock held. */
-static void run_give_back(pa_pool *pool) {
-  pa_arena *arena = arena_of_pool(pool);
-  unsigned npools = pool->run_pools;
-  for (unsigned k = 0; k < npools; k++) {
+/* The records of a run being given back, made empty pools of their own
+ * by the run's owner before it takes the lock; but the first's length and
+ * link, which run_give_back reads under the lock. */
+static void run_reset(pa_pool *pool) {
+  pool->state = PA_POOL_EMPTY;
+  pool->prev = NULL;
+  for (unsigned k = 1; k < pool->run_pools; k++) {
     pool[k].state = PA_POOL_EMPTY;
     pool[k].next = pool[k].prev = NULL;
     pool[k].run_pools = 1;
     pool[k].run_back_bytes = 0;
   }
+}
+
+/* With the lock held, after run_reset. */
+static void run_give_back(pa_pool *pool) {
+  pa_arena *arena = arena_of_pool(pool);
+  unsigned npools = pool->run_pools;
+  pool->run_pools = 1;
+  pool->next = NULL;
   arena_change(arena, run_mask((unsigned)(pool - arena->pools), npools), false);
 }
 
 void _pa_arena_return_run(pa_pool *pool) {
+  run_reset(pool);
   pthread_mutex_lock(&arenas.lock);
   run_give_back(pool);
   arenas_decay();
@@ -540,6 +553,7 @@ void _pa_arena_return_run(pa_pool *pool) {
 }
 
 void _pa_arena_return_runs(pa_pool *list) {
+  for (pa_pool *pool = list; pool; pool = pool->next) run_reset(pool);
   pthread_mutex_lock(&arenas.lock);
   while (list) {
     pa_pool *next = list->next;
