@@ -185,8 +185,9 @@ static inline void *pa_pool_take_block(pa_pool *pool) {
 }
 
 /* The owner's free; transitions are out of line.  A pool going empty that is
- * the only one in its class list (no neighbours) stays, so that case is
- * settled inline: a malloc/free loop of one size never leaves this path. */
+ * the only one in its class list (no neighbours) stays (src/pool.c), so
+ * that case is settled inline: a malloc/free loop of one size never
+ * leaves this path. */
 static inline void pa_pool_free_local(pa_heap *heap, pa_pool *pool, void *p) {
   pa_block *block = (pa_block *)p;
   pa_block_set_next(block, pool->free);

@@ -31,10 +31,11 @@
  * A pool is *used* (in its heap's class list: at least one block free),
  * *full* (in no list) or *empty* (its bit set in its arena's free_pools).
  * Full pools need no list: a free into one relinks it at the back of its
- * class list (src/pool.c says why the back).  The one exception to "count == 0 means empty": a heap keeps
- * the last pool of a class in its list even when all its blocks are free, so
- * a malloc/free loop of one size does not bounce the pool through the arena
- * lock on every call (CPython keeps one spare arena for the same reason).
+ * class list (src/pool.c says why the back).  The one exception to "count
+ * == 0 means empty": a heap keeps a pool whose blocks are all free in its
+ * class list while the list holds at most one other, so a malloc/free loop
+ * of one size does not bounce the pool through the arena lock on every
+ * call (CPython keeps one spare arena for the same reason).
  */
 #ifndef POOLALLOC_TYPES_H
 #define POOLALLOC_TYPES_H

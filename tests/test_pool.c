@@ -73,46 +73,56 @@ static void test_random_order(void) {
 #endif
 
 static void test_transitions(void) {
-  size_t capacity = pa_pool_capacity(16);
-  void **blocks = pa_malloc((capacity + 1) * sizeof(void *));
-  for (size_t i = 0; i < capacity; i++) blocks[i] = pa_malloc(SIZE);
-  pa_pool *first = pa_pool_of(blocks[0]);
+  size_t capacity = pa_pool_capacity(16); /* SIZE's class takes single pools */
+  CHECK_EQ(_pa_class_run_pools((unsigned)pa_domain_class(PA_DOMAIN_MEM, SIZE)), 1);
+  void **blocks = pa_malloc((2 * capacity + 1) * sizeof(void *));
+  for (size_t i = 0; i < 2 * capacity; i++) blocks[i] = pa_malloc(SIZE);
+  pa_pool *first = pa_pool_of(blocks[0]), *second = pa_pool_of(blocks[capacity]);
   for (size_t i = 0; i < capacity; i++) CHECK(pa_pool_of(blocks[i]) == first);
-  CHECK_EQ(first->count, capacity);
-  CHECK_EQ(first->state, PA_POOL_USED); /* exhausted, noticed on next request */
-
-  blocks[capacity] = pa_malloc(SIZE);
-  pa_pool *second = pa_pool_of(blocks[capacity]);
-  CHECK(second != first);
+  for (size_t i = capacity; i < 2 * capacity; i++) CHECK(pa_pool_of(blocks[i]) == second);
   CHECK_EQ(first->state, PA_POOL_FULL);
-  CHECK(!in_class_list(first)); /* full pools are in no list */
-  CHECK(_pa_thread_heap->used[first->size_class] == second);
+  CHECK_EQ(second->count, capacity);
+  CHECK_EQ(second->state, PA_POOL_USED); /* exhausted, noticed on next request */
+
+  blocks[2 * capacity] = pa_malloc(SIZE);
+  pa_pool *third = pa_pool_of(blocks[2 * capacity]);
+  CHECK(third != first && third != second);
+  CHECK_EQ(second->state, PA_POOL_FULL);
+  CHECK(!in_class_list(first) && !in_class_list(second)); /* full pools are in no list */
+  CHECK(_pa_thread_heap->used[first->size_class] == third);
 
   pa_free(blocks[5]); /* full -> used, at the back of the list */
   CHECK_EQ(first->state, PA_POOL_USED);
-  CHECK(_pa_thread_heap->used[first->size_class] == second);
-  CHECK(second->next == first && first->prev == second && first->next == NULL);
+  CHECK(_pa_thread_heap->used[first->size_class] == third);
+  CHECK(third->next == first && first->prev == third && first->next == NULL);
   CHECK(_pa_thread_heap->used_tail[first->size_class] == first);
   blocks[5] = pa_malloc(SIZE); /* served by the head */
-  CHECK(pa_pool_of(blocks[5]) == second);
+  CHECK(pa_pool_of(blocks[5]) == third);
 
-  for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]); /* used -> empty */
-  CHECK_EQ(first->state, PA_POOL_EMPTY);
-  CHECK(!in_class_list(first));
-  CHECK(kept_by_heap(first)); /* for the heap's next fresh pool */
-  CHECK(!free_in_arena(first));
-  CHECK(_pa_thread_heap->used[second->size_class] == second && second->prev == NULL);
-  CHECK(_pa_thread_heap->used_tail[second->size_class] == second);
+  /* first goes empty while its list holds one other pool: it stays */
+  for (size_t i = 0; i < capacity; i++) pa_free(blocks[i]);
+  CHECK_EQ(first->state, PA_POOL_USED);
+  CHECK_EQ(first->count, 0);
+  CHECK(in_class_list(first) && !kept_by_heap(first));
 
-  pa_free(blocks[capacity]); /* last pool of its class: kept, not bounced */
-  CHECK_EQ(second->state, PA_POOL_USED);
-  CHECK_EQ(second->count, 0);
-  CHECK(in_class_list(second));
+  /* second goes empty while its list holds two others: kept by the heap */
+  for (size_t i = capacity; i < 2 * capacity; i++) pa_free(blocks[i]);
+  CHECK_EQ(second->state, PA_POOL_EMPTY);
+  CHECK(!in_class_list(second));
+  CHECK(kept_by_heap(second)); /* for the heap's next fresh pool */
+  CHECK(!free_in_arena(second));
+  CHECK(_pa_thread_heap->used[third->size_class] == third && third->next == first);
+  CHECK(_pa_thread_heap->used_tail[third->size_class] == first);
+
+  pa_free(blocks[2 * capacity]); /* third goes empty beside first: both stay */
+  CHECK_EQ(third->state, PA_POOL_USED);
+  CHECK_EQ(third->count, 0);
+  CHECK(in_class_list(third) && in_class_list(first));
   pa_free(blocks);
 
   pa_collect(); /* gives the kept pools back */
-  CHECK_EQ(second->state, PA_POOL_EMPTY);
-  CHECK(free_in_arena(first) && free_in_arena(second));
+  CHECK(first->state == PA_POOL_EMPTY && third->state == PA_POOL_EMPTY);
+  CHECK(free_in_arena(first) && free_in_arena(second) && free_in_arena(third));
   CHECK(_pa_thread_heap->empty_pools == NULL && _pa_thread_heap->empty_kept == 0);
 }
 
