@@ -192,11 +192,13 @@ static pa_arena *arena_new(void) {
                       .longest_free = PA_POOLS_PER_ARENA,
                       .ntotalpools = PA_POOLS_PER_ARENA,
                       .all_next = arenas.all};
-  for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++)
+  for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++) {
     arena->pools[i] = (pa_pool){.start = (char *)base + i * PA_POOL_SIZE,
                                 .size_class = PA_CLASS_NONE,
                                 .state = PA_POOL_UNTOUCHED,
                                 .run_pools = 1};
+    arena->serving[i] = pa_serving_offset(i);
+  }
   if (arenas.all) arenas.all->all_prev = arena;
   arenas.all = arena;
   arenas.allocated_total++;
@@ -507,12 +509,11 @@ pa_pool *_pa_arena_take_run(unsigned npools, unsigned alignment) {
    * lock (a run of 16 pools writes 16 records, each a cache line) */
   pa_pool *first = &arena->pools[index];
   first->run_pools = (uint8_t)npools;
-  first->run_back_bytes = 0;
   for (unsigned k = 1; k < npools; k++) {
     first[k].state = PA_POOL_RUN;
     first[k].owner = NULL;
     first[k].run_pools = 0;
-    first[k].run_back_bytes = pa_run_back_bytes(k);
+    arena->serving[index + k] = pa_serving_offset(index);
   }
   return first;
 }
@@ -525,13 +526,15 @@ static pa_arena *arena_of_pool(const pa_pool *pool) {
  * by the run's owner before it takes the lock; but the first's length and
  * link, which run_give_back reads under the lock. */
 static void run_reset(pa_pool *pool) {
+  pa_arena *arena = arena_of_pool(pool);
+  unsigned index = (unsigned)(pool - arena->pools);
   pool->state = PA_POOL_EMPTY;
   pool->prev = NULL;
   for (unsigned k = 1; k < pool->run_pools; k++) {
     pool[k].state = PA_POOL_EMPTY;
     pool[k].next = pool[k].prev = NULL;
     pool[k].run_pools = 1;
-    pool[k].run_back_bytes = 0;
+    arena->serving[index + k] = pa_serving_offset(index + k);
   }
 }
 
@@ -608,7 +611,7 @@ RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) 
   const pa_pool *pool = &arena->pools[index];
   if (pool->state == PA_POOL_EMPTY || pool->state == PA_POOL_UNTOUCHED)
     return (pa_pool_view){.state = pool->state, .run_pools = 1};
-  unsigned run_index = pa_pool_run_index(pool);
+  unsigned run_index = pa_run_index(arena, index);
   pool -= run_index;
   /* a run taken but not yet given its class and heap (its thread is
    * between the two steps, or was when the process forked) has no owner */

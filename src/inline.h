@@ -234,33 +234,27 @@ static inline pa_arena *pa_arena_of(const void *p) {
   return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
 }
 
-/* The record of the pool of arena that p lies in.  With records of a
- * power-of-two size (64 bytes, but in secure builds) the byte offset of
- * the record comes from p with one shift and one mask. */
+/* The index in its arena of the pool p lies in. */
+static inline unsigned pa_pool_index(const void *p) {
+  return (unsigned)((uintptr_t)p >> PA_POOL_BITS) & (PA_POOLS_PER_ARENA - 1);
+}
+/* The record that serves the pool of arena that p lies in: the pool's
+ * own, or its run's first pool's. */
 static inline pa_pool *pa_pool_in(pa_arena *arena, const void *p) {
-  if ((sizeof(pa_pool) & (sizeof(pa_pool) - 1)) != 0)
-    return &arena->pools[((uintptr_t)p >> PA_POOL_BITS) & (PA_POOLS_PER_ARENA - 1)];
-  const unsigned record_bits = (unsigned)__builtin_ctzll(sizeof(pa_pool));
-  uintptr_t offset = ((uintptr_t)p >> (PA_POOL_BITS - record_bits)) &
-                     ((uintptr_t)(PA_POOLS_PER_ARENA - 1) << record_bits);
-  return (pa_pool *)((char *)arena->pools + offset);
+  return (pa_pool *)((char *)arena->pools + arena->serving[pa_pool_index(p)]);
 }
-
-/* The record that serves pool: its run's first for a run's later pools. */
-static inline pa_pool *pa_pool_serving(pa_pool *pool) {
-  return (pa_pool *)((char *)pool - pool->run_back_bytes);
+/* The value of `serving` for the pools of a run whose first is pool index
+ * `first` (a pool on its own is a run of one). */
+static inline uint16_t pa_serving_offset(unsigned first) {
+  return (uint16_t)(first * sizeof(pa_pool));
 }
-/* Its place in its run: 0 for the first pool. */
-static inline unsigned pa_pool_run_index(const pa_pool *pool) {
-  return pool->run_back_bytes / sizeof(pa_pool);
-}
-/* The value of run_back_bytes for the pool k places into a run. */
-static inline uint16_t pa_run_back_bytes(unsigned k) {
-  return (uint16_t)(k * sizeof(pa_pool));
+/* The place in its run of the pool of arena at index: 0 for the first. */
+static inline unsigned pa_run_index(const pa_arena *arena, unsigned index) {
+  return index - arena->serving[index] / (unsigned)sizeof(pa_pool);
 }
 /* The record serving a p known to lie in poolalloc's arenas. */
 static inline pa_pool *pa_pool_of(const void *p) {
-  return pa_pool_serving(pa_pool_in(pa_arena_of(p), p));
+  return pa_pool_in(pa_arena_of(p), p);
 }
 
 /* The block query: what poolalloc knows of a pointer into its arenas. */
@@ -282,7 +276,7 @@ typedef struct pa_block_info {
 static inline bool pa_block_of(const void *p, pa_block_info *out) {
   pa_arena *arena = pa_arena_of(p);
   if (arena == NULL) return false;
-  pa_pool *pool = pa_pool_serving(pa_pool_in(arena, p));
+  pa_pool *pool = pa_pool_in(arena, p);
   /* Decided by the block size, which stays while any block of the pool is
    * live, not by the state, which its owner changes as it fills (read
    * here for callers that want it, racily) */
@@ -327,12 +321,10 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   return _pa_domain_malloc(size, domain);
 }
 
-/* p lies in pool, whose record may be a run's later pool's: the record
- * that serves the run takes the free, so a block anywhere in a run of
- * pools is freed inline like one in a single pool. */
+/* p lies in the pool or run whose record is pool: a block anywhere in a
+ * run of pools is freed inline like one in a single pool. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = _pa_thread_heap;
-  pool = pa_pool_serving(pool);
   if (__builtin_expect(pool->owner == heap, 1)) {
     pa_secure_free(pool, p);
     track_free(p, pool->block_size);

@@ -65,9 +65,11 @@ static void span_set(pa_arena *span, char *base, size_t bytes, size_t usable) {
                      .large_size = usable};
   span->pools[0] = (pa_pool){.start = base, .size_class = PA_CLASS_NONE,
                              .state = PA_POOL_LARGE, .run_pools = 1};
-  for (unsigned k = 1; k < PA_POOLS_PER_ARENA; k++)
+  for (unsigned k = 1; k < PA_POOLS_PER_ARENA; k++) {
     span->pools[k] = (pa_pool){.start = base + k * PA_POOL_SIZE, .size_class = PA_CLASS_NONE,
-                               .state = PA_POOL_RUN, .run_back_bytes = pa_run_back_bytes(k)};
+                               .state = PA_POOL_RUN};
+    span->serving[k] = pa_serving_offset(0);
+  }
 }
 
 static pa_arena *span_map(size_t bytes, size_t alignment, size_t usable) {

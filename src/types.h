@@ -139,7 +139,7 @@ enum pa_pool_state {
   PA_POOL_USED = 1,      /* in its heap's class list */
   PA_POOL_FULL = 2,      /* in no list */
   PA_POOL_UNTOUCHED = 3, /* free in its arena, never carved */
-  PA_POOL_RUN = 4,       /* a run's or a span's pool after its first: see run_back_bytes */
+  PA_POOL_RUN = 4,       /* a run's or a span's pool after its first: see pa_arena's serving */
   PA_POOL_LARGE = 5,     /* the first pool of a large span (src/large.c) */
 };
 
@@ -164,13 +164,9 @@ typedef struct pa_pool {
   uint32_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
-  /* A run's first pool: its length in pools. */
+  /* A run's first pool: its length in pools (its arena's `serving` says
+   * where the others' first is). */
   uint8_t run_pools;
-  /* The other pools of a run (state PA_POOL_RUN): how far back, in bytes,
-   * the record of its first pool is, which serves the whole run; 0 for a
-   * run's first.  In bytes, so the free path finds the serving record
-   * with a load and a subtraction (pa_pool_serving). */
-  uint16_t run_back_bytes;
 #if PA_SECURE
   /* UINT64_MAX / block_size + 1: "is offset a multiple of block_size" with
    * a multiply instead of a division (Lemire, Kaser, Kurz 2019) */
@@ -183,7 +179,7 @@ typedef struct pa_pool {
 #endif
 } pa_pool;
 
-_Static_assert((PA_POOLS_PER_ARENA - 1) * sizeof(pa_pool) <= UINT16_MAX, "run_back_bytes must fit 16 bits");
+_Static_assert(PA_POOLS_PER_ARENA * sizeof(pa_pool) <= UINT16_MAX, "record offsets must fit 16 bits");
 
 #define PA_CLASS_NONE 0xff
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
@@ -278,6 +274,13 @@ typedef struct pa_arena {
   uint64_t dirty_since_ms;
   struct pa_arena *dirty_next; /* the purge queue, oldest first */
   struct pa_arena *dirty_prev;
+  /* For each pool, the byte offset in pools[] of the record that serves
+   * it: its own, or its run's first pool's, which serves the whole run.
+   * Here, two lines for the arena, not in each record: a free into a
+   * run's later pool reads this table and the serving record, not that
+   * pool's record too (a cache miss of its own under churn); and the
+   * offset is ready to add, one load and one add. */
+  _Alignas(64) uint16_t serving[PA_POOLS_PER_ARENA];
   _Alignas(64) pa_pool pools[PA_POOLS_PER_ARENA];
 } pa_arena;
 

@@ -115,7 +115,7 @@ static void test_runs(void) {
     CHECK_EQ(runs[i]->run_pools, shapes[i][0]);
     for (unsigned k = 0; k < shapes[i][0]; k++) {
       CHECK_EQ((arena->free_pools >> (index + k)) & 1, 0);
-      CHECK_EQ(pa_pool_run_index(&runs[i][k]), k);
+      CHECK_EQ(pa_run_index(arena, index + k), k);
     }
     CHECK(order_holds());
   }

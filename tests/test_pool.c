@@ -204,7 +204,7 @@ static void test_runs(void) {
   CHECK_EQ(run->state, PA_POOL_USED);
   for (unsigned k = 1; k < pools; k++) {
     CHECK_EQ(run[k].state, PA_POOL_RUN);
-    CHECK_EQ(pa_pool_run_index(&run[k]), k);
+    CHECK_EQ(pa_run_index(pa_arena_of(run->start), pa_pool_index(run[k].start)), k);
     CHECK(run[k].owner == NULL);
   }
   for (size_t i = 0; i < capacity; i++) CHECK(pa_pool_of(blocks[i]) == run);
