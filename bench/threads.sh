@@ -12,7 +12,7 @@ rounds=${1:-5}
 preload_bench_setup threads
 counts=(1 2 4 8 16 64)
 # malloc+free pairs per run, in all threads together
-declare -A ops=([prodcons]=2000000 [private]=20000000 [trees]=20000000 [random]=2000000)
+declare -A ops=([prodcons]=10000000 [private]=50000000 [trees]=20000000 [random]=2000000)
 workloads=(prodcons private trees random)
 
 declare -A times rss
