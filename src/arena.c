@@ -609,19 +609,27 @@ void _pa_arenas_release_empty(void) {
 
 RACY_READS static pa_pool_view pool_view(const pa_arena *arena, unsigned index) {
   const pa_pool *pool = &arena->pools[index];
-  if (pool->state == PA_POOL_EMPTY || pool->state == PA_POOL_UNTOUCHED)
-    return (pa_pool_view){.state = pool->state, .run_pools = 1};
+  uint8_t state = pool->state;
+  if (state == PA_POOL_EMPTY || state == PA_POOL_UNTOUCHED)
+    return (pa_pool_view){.state = state, .run_pools = 1};
   unsigned run_index = pa_run_index(arena, index);
   pool -= run_index;
-  /* a run taken but not yet given its class and heap (its thread is
-   * between the two steps, or was when the process forked) has no owner */
+  /* Runs are set up and given back by their owners without the lock: a
+   * walk may meet a run's first pool not yet given its class or heap, or
+   * a later pool marked as a run's before its serving entry points to the
+   * first (its thread is between two steps, or was when the process
+   * forked).  Such a pool shows as the empty pool it was. */
+  state = pool->state;
+  uint8_t size_class = pool->size_class;
   const pa_heap *owner = pool->owner;
-  return (pa_pool_view){.state = pool->state,
-                        .size_class = pool->size_class,
+  if ((state != PA_POOL_USED && state != PA_POOL_FULL) || size_class >= PA_NUM_CLASSES || owner == NULL)
+    return (pa_pool_view){.state = state == PA_POOL_UNTOUCHED ? state : PA_POOL_EMPTY, .run_pools = 1};
+  return (pa_pool_view){.state = state,
+                        .size_class = size_class,
                         .run_pools = pool->run_pools,
                         .run_index = (uint8_t)run_index,
                         .in_use = pool->count,
-                        .heap = owner ? owner->id : 0};
+                        .heap = owner->id};
 }
 
 void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,
