@@ -225,8 +225,13 @@ static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
   uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
   uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
   if (__builtin_expect(root_index >= root_limit, 0)) return NULL;
-  pa_radix_leaf *leaf = atomic_load_explicit(&_pa_radix_root[root_index], memory_order_acquire);
-  if (__builtin_expect(leaf == NULL, 0)) return NULL;
+  pa_radix_leaf *leaf;
+  if (__builtin_expect(root_index == atomic_load_explicit(&_pa_radix_first_root, memory_order_acquire), 1)) {
+    leaf = &_pa_radix_first_leaf;
+  } else {
+    leaf = atomic_load_explicit(&_pa_radix_root[root_index], memory_order_acquire);
+    if (__builtin_expect(leaf == NULL, 0)) return NULL;
+  }
   return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
 

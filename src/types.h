@@ -294,6 +294,7 @@ typedef struct pa_arena {
 #define PA_RADIX_LEAF_LEN ((size_t)1 << PA_RADIX_LEAF_BITS)
 
 typedef _Atomic(pa_arena *) pa_radix_leaf[PA_RADIX_LEAF_LEN];
+#define PA_RADIX_NO_ROOT UINTPTR_MAX /* no first leaf yet */
 
 /* One heap as the heap layer shows it to a walk (statistics). */
 typedef struct pa_heap_view {
