@@ -95,7 +95,7 @@ void _pa_general_free_other(pa_heap *self, pa_pool *pool, void *p, pa_domain dom
     self->counts.frees[domain]++;
   else
     atomic_fetch_add_explicit(&late.small_frees[domain], 1, memory_order_relaxed);
-  _pa_heap_free_remote(pool->owner, p);
+  _pa_heap_free_remote(pool->owner, pool, p);
 }
 
 void _pa_general_free(void *p, pa_domain domain) {

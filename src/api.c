@@ -11,7 +11,7 @@
  *                  (src/domain.c), take the domain's chain.
  *   pa_free(p):    the block query -> not ours: the domain's chain (RAW, or
  *                  the layer on top); ours: its pool, in place by the owner
- *                  or pushed onto the owner's remote stack.
+ *                  or pushed onto the pool's remote list (src/heap.c).
  */
 #include <errno.h>
 

@@ -54,6 +54,11 @@ static inline size_t pa_pool_capacity(size_t block_size) {
 static inline size_t pa_pool_bytes(const pa_pool *pool) {
   return (size_t)pool->run_pools << PA_POOL_BITS;
 }
+/* The offset of the pool's last block: carving past it, the pool is
+ * carved out (0 for _pa_empty_pool, whose nextoffset is 1). */
+static inline size_t pa_pool_last_offset(const pa_pool *pool) {
+  return pa_pool_bytes(pool) - pool->block_size;
+}
 
 /* Free-block links as stored: plain, or in secure builds encoded with the
  * process's secret keys and the address they are stored at (glibc's
@@ -99,7 +104,7 @@ static inline void pa_block_set_next(pa_block *block, const pa_block *next) {
 #if PA_SECURE
 static inline bool pa_secure_block_start(const pa_pool *pool, const void *p) {
   uintptr_t offset = (uintptr_t)p - (uintptr_t)pool->start;
-  return offset <= pool->maxnextoffset &&
+  return offset <= pa_pool_last_offset(pool) &&
          (uint64_t)(uint32_t)offset * pool->divisor <= pool->divisor - 1;
 }
 /* The block's index: offset / block_size as a multiply-high by the same
@@ -174,7 +179,7 @@ static inline void *pa_pool_take_block(pa_pool *pool) {
     track_malloc(block, pool->block_size);
     return block;
   }
-  if (__builtin_expect(pool->nextoffset <= pool->maxnextoffset, 1)) {
+  if (__builtin_expect(pool->nextoffset <= pa_pool_last_offset(pool), 1)) {
     block = (pa_block *)(pool->start + pool->nextoffset);
     pool->nextoffset += pool->block_size;
     pool->count++;

@@ -189,8 +189,8 @@ pa_heap *_pa_heap_for_counting(void);
  * retirement: its empty pools go back, the record waits for the next table. */
 pa_heap *_pa_heap_table_make(void);
 void _pa_heap_table_retire(pa_heap *heap);
-/* A free into owner's pools by another thread. */
-void _pa_heap_free_remote(pa_heap *owner, void *p);
+/* A free by another thread of p, in owner's pool (or run) pool. */
+void _pa_heap_free_remote(pa_heap *owner, pa_pool *pool, void *p);
 void _pa_heap_collect(pa_heap *heap);
 void _pa_heaps_collect_abandoned(void);
 /* The list of every heap, newest first, for statistics: heaps are never

@@ -33,7 +33,7 @@
 
 /* The pool every empty class list points at: no free block, no virgin block,
  * so the fast path fails over to the slow path without testing for NULL. */
-pa_pool _pa_empty_pool = {.nextoffset = 1, .maxnextoffset = 0, .size_class = PA_CLASS_NONE};
+pa_pool _pa_empty_pool = {.nextoffset = 1, .size_class = PA_CLASS_NONE};
 
 /* Under the debug hooks, a pool going to another class forgets the tags
  * its freed blocks carry (src/debug.c): at the new class's offsets they
@@ -110,7 +110,8 @@ static void pool_init(pa_pool *pool, pa_heap *owner, unsigned size_class) {
   pool->block_size = (uint32_t)block_size;
   pool->size_class = (uint8_t)size_class;
   pool->nextoffset = 0;
-  pool->maxnextoffset = (uint32_t)(pa_pool_bytes(pool) - block_size);
+  /* no block out, so no other thread frees into it: armed, empty */
+  atomic_store_explicit(&pool->remote, PA_REMOTE_ANNOUNCE, memory_order_relaxed);
 #if PA_SECURE
   pool->canary = _pa_secrets.canary ^ (uintptr_t)pool;
   pool->divisor = UINT64_MAX / block_size + 1;
@@ -160,7 +161,7 @@ void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool) {
 
 void *_pa_pool_take_for(pa_heap *heap, pa_pool *pool) {
   void *block = pool->state == PA_POOL_FULL ? NULL : pa_pool_take_block(pool);
-  if (block && pool->free == NULL && pool->nextoffset > pool->maxnextoffset)
+  if (block && pool->free == NULL && pool->nextoffset > pa_pool_last_offset(pool))
     _pa_pool_mark_full(heap, pool);
   return block;
 }

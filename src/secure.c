@@ -103,6 +103,6 @@ void _pa_secure_shuffle_pool(pa_pool *pool, pa_heap *owner) {
   }
   pa_block_set_next(pool_block(pool, current), NULL);
   pool->free = pool_block(pool, first);
-  pool->nextoffset = pool->maxnextoffset + 1; /* nothing left to carve */
+  pool->nextoffset = (uint32_t)pa_pool_last_offset(pool) + 1; /* nothing left to carve */
 }
 #endif

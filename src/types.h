@@ -21,7 +21,8 @@
  *
  *   thread heap (one per thread)
  *     used[class] ──> pool <──> pool <──> pool      doubly linked, O(1) unhook
- *     remote      ──> blocks freed by other threads (atomic stack)
+ *     remote      ──> one block for each pool other threads began freeing
+ *                     into (atomic stack); the rest wait on the pool's own
  *
  *   arenas (shared, one lock)
  *     usable ──> arena <──> arena <──> arena   ascending by free pools
@@ -158,9 +159,14 @@ typedef struct pa_pool {
   struct pa_pool *prev;
   pa_heap *owner;         /* the heap that allocates from this pool */
   char *start;            /* the pool's first byte: its first block */
-  uint32_t count;         /* blocks handed out */
+  /* Blocks other threads freed into the pool, not yet taken in by the
+   * owner (a stack pushed with CAS), with PA_REMOTE_ANNOUNCE in the low
+   * bit: while it is set the list is empty, and the next such free sends
+   * its block to the owner heap's `remote` list instead, which tells the
+   * owner this pool has blocks waiting (src/heap.c). */
+  _Atomic uintptr_t remote;
+  uint32_t count;         /* blocks handed out, remote ones included */
   uint32_t nextoffset;    /* first never-used ("virgin") block: bump carving */
-  uint32_t maxnextoffset; /* nextoffset past this: the pool is carved out */
   uint32_t block_size;
   uint8_t size_class; /* PA_CLASS_NONE when never initialised */
   uint8_t state;      /* enum pa_pool_state */
@@ -180,6 +186,8 @@ typedef struct pa_pool {
 } pa_pool;
 
 _Static_assert(PA_POOLS_PER_ARENA * sizeof(pa_pool) <= UINT16_MAX, "record offsets must fit 16 bits");
+_Static_assert(PA_SECURE || sizeof(pa_pool) == 64, "a pool's record is one cache line");
+#define PA_REMOTE_ANNOUNCE ((uintptr_t)1)
 
 #define PA_CLASS_NONE 0xff
 _Static_assert(PA_NUM_CLASSES < PA_CLASS_NONE, "size class must fit a byte");
@@ -238,7 +246,9 @@ struct pa_heap {
 #endif
   /* What other threads write, on a cache line of its own: a free into
    * this heap's pools never touches the lines its owner writes. */
-  _Alignas(64) _Atomic(pa_block *) remote; /* blocks other threads freed into our pools */
+  /* the first block other threads freed into each of our pools since the
+   * owner last took that pool's remote list in (see pa_pool's remote) */
+  _Alignas(64) _Atomic(pa_block *) remote;
   atomic_bool abandoned; /* its thread exited; waits for adoption */
   _Alignas(64) pa_heap *next_all; /* every heap ever made (heaps are recycled) */
   pa_heap *next_abandoned;
