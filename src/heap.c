@@ -159,7 +159,8 @@ void _pa_heap_free_remote(pa_heap *owner, pa_pool *pool, void *p) {
   }
 }
 
-/* Drains the remote stack and gives every empty pool back to the arenas. */
+/* Takes in every announced pool's remote list and gives every empty pool
+ * back to the arenas. */
 void _pa_heap_collect(pa_heap *heap) {
   heap_drain_remote(heap);
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) {
