@@ -17,6 +17,11 @@
  *
  * A disarmed pool always has its announcing block out (counted in the
  * pool's count), so a pool with blocks waiting never goes back to the arena.
+ * A fork() that catches another thread between disarming a pool and
+ * pushing the announcement leaves the child that block lost, as any block
+ * mid-free is, and the pool's later remote frees waiting: taken in when
+ * the pool, if in its class list, runs out of blocks at the head; kept
+ * for good if it is full.  Memory kept, never a block handed out twice.
  * mimalloc reaches full pages with a second flag and path ("delayed free");
  * here the announcement does it.
  *
