@@ -642,6 +642,14 @@ void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,
     }
 }
 
+void _pa_arenas_each_run(void (*visit)(pa_pool *first)) {
+  for (pa_arena *arena = arenas.all; arena; arena = arena->all_next)
+    for (unsigned i = 0; i < PA_POOLS_PER_ARENA; i++) {
+      pa_pool *pool = &arena->pools[i];
+      if (pool->state == PA_POOL_USED || pool->state == PA_POOL_FULL) visit(pool);
+    }
+}
+
 void _pa_arenas_counters(struct pa_stats *out) {
   out->arenas_allocated_total = arenas.allocated_total;
   out->arenas_released = arenas.released;

@@ -126,6 +126,9 @@ void _pa_arenas_counters(struct pa_stats *out);
 void _pa_arenas_walk(void (*visit)(void *ctx, uintptr_t arena, unsigned index,
                                    const pa_pool_view *pool),
                      void *ctx);
+/* Calls visit for the record of every pool or run a heap holds (used or
+ * full; a run's is its first pool's); with the arena lock held. */
+void _pa_arenas_each_run(void (*visit)(pa_pool *first));
 bool _pa_arenas_check_order(void);
 pa_arena *_pa_arenas_usable_head(void);
 

@@ -1,10 +1,12 @@
 /* Frees by other threads (src/heap.c): each waits on its pool's own list,
  * the first into an armed pool announces the pool on the owner heap's
  * list, and the owner takes every announced pool's list in whole on its
- * next slow path, a full pool included.  An owner thread fills one pool;
- * the main thread frees its blocks; each step checks the pool's record
- * and the heap's list. */
+ * next slow path, a full pool included; a fork()ed child announces every
+ * pool again.  An owner thread fills one pool; the main thread frees its
+ * blocks; each step checks the pool's record and the heap's list. */
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "inline.h"
@@ -90,6 +92,52 @@ static void test_announce_and_take_in(void) {
   CHECK_EQ(check_pool_blocks_in_use(), 0);
 }
 
+/* fork() catching a thread between disarming a pool and announcing it:
+ * here the announcement is taken back by hand before the fork.  The child
+ * announces the pool again with the first block of its list, and takes
+ * the list in; the announcing block is lost to it, as a block mid-free is.
+ * The parent then gets its announcement back. */
+static int child_checks(void) {
+  int failed = 0;
+  failed += atomic_load(&pool->remote) != (uintptr_t)blocks[3]; /* 4 popped */
+  failed += !on_heap_list(blocks[4]);
+  pa_collect(); /* takes in the abandoned owner's announced pools */
+  failed += pool->count != capacity - 4;
+  failed += atomic_load(&pool->remote) != PA_REMOTE_ANNOUNCE;
+  return failed;
+}
+
+static void test_fork_announces_again(void) {
+  pthread_t thread;
+  pthread_barrier_init(&step, NULL, 2);
+  pthread_create(&thread, NULL, owner_main, NULL);
+  pthread_barrier_wait(&step); /* 1: the pool is full */
+  pa_free(blocks[0]);          /* announces */
+  CHECK(atomic_load(&owner->remote) == (pa_block *)blocks[0]);
+  atomic_store(&owner->remote, NULL); /* the announcement never came */
+  for (size_t i = 1; i < 5; i++) pa_free(blocks[i]);
+  CHECK_EQ(atomic_load(&pool->remote), (uintptr_t)blocks[4]);
+  pid_t pid = fork();
+  if (pid == 0) _exit(child_checks());
+  int status = -1;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* the parent's announcement, back where the free put it */
+  pa_block_set_next((pa_block *)blocks[0], NULL);
+  atomic_store(&owner->remote, (pa_block *)blocks[0]);
+  pthread_barrier_wait(&step); /* 2: the owner takes blocks 0..4 in */
+  pthread_barrier_wait(&step); /* 3 */
+  CHECK_EQ(pool->count, capacity - 5);
+  for (size_t i = 5; i < capacity; i++) pa_free(blocks[i]);
+  pthread_barrier_wait(&step); /* 4 */
+  pthread_barrier_wait(&step); /* 5: the owner collected */
+  CHECK_EQ(pool->count, 0);
+  pthread_barrier_wait(&step); /* 6 */
+  pthread_join(thread, NULL);
+  pthread_barrier_destroy(&step);
+  CHECK_EQ(check_pool_blocks_in_use(), 0);
+}
+
 /* Many threads free into one owner's pools at once: every block comes back,
  * counted once. */
 #define FREERS 4
@@ -119,6 +167,7 @@ static void test_concurrent_freers(void) {
 
 int main(void) {
   test_announce_and_take_in();
+  test_fork_announces_again();
   test_concurrent_freers();
   return check_done();
 }
