@@ -70,6 +70,22 @@ void *_pa_os_map(size_t size) {
   return p;
 }
 
+/* size bytes at exactly `at`, or NULL when any of that range is mapped
+ * (or the kernel, older than 4.17, took MAP_FIXED_NOREPLACE as a hint and
+ * put them elsewhere).  Counted as a map for fault injection; a refusal
+ * here is the caller's to fall back from, so it says nothing. */
+void *_pa_os_map_at(void *at, size_t size) {
+  if (os_injected_failure()) return NULL;
+  void *p = mmap(at, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (p != at) {
+    munmap(p, size);
+    return NULL;
+  }
+  return p;
+}
+
 /* Memory the checkers were told no one may touch (a fresh arena's pools)
  * is made plain again first: ASan keeps poison past munmap, and the next
  * mapping at that address (a trace chunk, a metadata chunk) would be

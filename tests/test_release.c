@@ -5,7 +5,8 @@
  * RSS means little under the sanitizers and Valgrind.
  *
  *   test_release           every case, each in a child of its own
- *   test_release CASE      one case (warm, idle, decay, partial, threads, rebuild)
+ *   test_release CASE      one case (warm, idle, decay, partial, threads, rebuild,
+ *                          mappings)
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -227,6 +228,35 @@ static void test_rebuild(void) {
   tree_free(long_lived);
 }
 
+static int mappings(void) {
+  FILE *maps = fopen("/proc/self/maps", "r");
+  int count = 0;
+  for (int c; (c = fgetc(maps)) != EOF;) count += c == '\n';
+  fclose(maps);
+  return count;
+}
+
+/* Arenas taken one after another share the kernel's mappings: 256 MiB of
+ * them (1,024 arenas in the default geometry) add a handful, where each
+ * took one of its own and a heap of 16 GiB reached the process's limit
+ * (vm.max_map_count).  Secure builds keep a guard page after each arena,
+ * so each is a mapping or two there. */
+static void test_mappings(void) {
+  enum { SIZE = 4000, COUNT = (256 << 20) / 4096 };
+  void **kept = pa_malloc(COUNT * sizeof *kept);
+  int before = mappings();
+  for (size_t i = 0; i < COUNT; i++) kept[i] = pa_malloc(SIZE);
+  int added = mappings() - before;
+  size_t arenas = (size_t)COUNT * 4096 / PA_ARENA_SIZE;
+  fprintf(stderr, "mappings: %zu arenas added %d\n", arenas, added);
+  if (PA_SECURE)
+    CHECK((size_t)added >= arenas);
+  else
+    CHECK(added < 16);
+  for (size_t i = 0; i < COUNT; i++) pa_free(kept[i]);
+  pa_free(kept);
+}
+
 static const struct {
   const char *name;
   void (*run)(void);
@@ -235,7 +265,8 @@ static const struct {
              {"decay", test_decay_on_slow_paths},
              {"partial", test_partial},
              {"threads", test_thread_lives},
-             {"rebuild", test_rebuild}};
+             {"rebuild", test_rebuild},
+             {"mappings", test_mappings}};
 
 int main(int argc, char **argv) {
   /* no transparent huge pages: the kernel collapsing a region into one
