@@ -49,22 +49,9 @@
  * overflow running off its end faults instead of reaching the next one. */
 static size_t arena_guard(void) { return PA_SECURE ? _pa_os_page_size() : 0; }
 
-/* Where the next arena from the OS is tried first: right below the last
- * one, so that the kernel merges their mappings into one.  Each arena
- * mapped on its own (an aligned mapping with its ends trimmed leaves gaps)
- * was a mapping of its own: a process holding 16 GiB of arenas reached
- * the kernel's limit of 65,530 mappings (vm.max_map_count), past which
- * every mmap of the process fails, a thread's stack included.  Guarded
- * arenas (secure builds) are mappings of their own anyway. */
-static uintptr_t os_arena_next; /* guarded by the arena lock */
-
 static void *os_arena_alloc(void *ctx, size_t size) {
   (void)ctx;
-  void *arena = NULL;
-  if (arena_guard() == 0 && os_arena_next != 0) arena = _pa_os_map_at((void *)os_arena_next, size);
-  if (arena == NULL) arena = _pa_os_map_aligned(size, PA_ARENA_SIZE, arena_guard());
-  if (arena != NULL) os_arena_next = (uintptr_t)arena >= size ? (uintptr_t)arena - size : 0;
-  return arena;
+  return _pa_os_map_aligned(size, PA_ARENA_SIZE, arena_guard());
 }
 static void os_arena_free(void *ctx, void *p, size_t size) {
   (void)ctx;

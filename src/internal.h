@@ -21,7 +21,6 @@ void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
  * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
 void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard);
-void *_pa_os_map_at(void *at, size_t size);
 /* Gives [p, p + size) back to the OS, keeping the mapping: the pages read
  * as zero when next touched. */
 void _pa_os_purge(void *p, size_t size);

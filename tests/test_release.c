@@ -236,24 +236,36 @@ static int mappings(void) {
   return count;
 }
 
-/* Arenas taken one after another share the kernel's mappings: 256 MiB of
- * them (1,024 arenas in the default geometry) add a handful, where each
- * took one of its own and a heap of 16 GiB reached the process's limit
- * (vm.max_map_count).  Secure builds keep a guard page after each arena,
- * so each is a mapping or two there. */
-static void test_mappings(void) {
-  enum { SIZE = 4000, COUNT = (256 << 20) / 4096 };
-  void **kept = pa_malloc(COUNT * sizeof *kept);
+/* Arenas and large blocks taken one after another share the kernel's
+ * mappings: 256 MiB of arenas (1,024 in the default geometry), or 2,048
+ * blocks of 100 KiB, add a handful, where each took one of its own and a
+ * heap of 16 GiB of arenas, or of 65,000 such blocks, reached the
+ * process's limit (vm.max_map_count).  Secure builds keep a guard page
+ * after each arena, so each arena is a mapping or two there. */
+static int mappings_added(size_t size, size_t count, void **kept) {
   int before = mappings();
-  for (size_t i = 0; i < COUNT; i++) kept[i] = pa_malloc(SIZE);
+  for (size_t i = 0; i < count; i++) {
+    kept[i] = pa_malloc(size);
+    ((char *)kept[i])[0] = 1;
+  }
   int added = mappings() - before;
+  for (size_t i = 0; i < count; i++) pa_free(kept[i]);
+  return added;
+}
+
+static void test_mappings(void) {
+  enum { SIZE = 4000, COUNT = (256 << 20) / 4096, LARGE = 100 << 10, LARGE_COUNT = 2048 };
+  void **kept = pa_malloc(COUNT * sizeof *kept);
   size_t arenas = (size_t)COUNT * 4096 / PA_ARENA_SIZE;
+  int added = mappings_added(SIZE, COUNT, kept);
   fprintf(stderr, "mappings: %zu arenas added %d\n", arenas, added);
   if (PA_SECURE)
     CHECK((size_t)added >= arenas);
   else
     CHECK(added < 16);
-  for (size_t i = 0; i < COUNT; i++) pa_free(kept[i]);
+  added = mappings_added(LARGE, LARGE_COUNT, kept);
+  fprintf(stderr, "mappings: %d blocks of %d bytes added %d\n", LARGE_COUNT, LARGE, added);
+  CHECK(added < 16);
   pa_free(kept);
 }
 
