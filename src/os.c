@@ -26,10 +26,6 @@ static struct {
    * since start-up) are refused; fail_first 0 means none is. */
   _Atomic size_t fail_first, fail_last;
   _Atomic size_t failures_injected; /* maps refused on purpose, ever */
-  /* The lowest aligned mapping made: the next is tried right below it
-   * (see _pa_os_map_aligned); 0 before the first.  Racy by design: a stale
-   * value only makes a try miss. */
-  _Atomic uintptr_t aligned_low;
 } os;
 
 size_t _pa_os_failures_injected(void) {
@@ -74,22 +70,6 @@ void *_pa_os_map(size_t size) {
   return p;
 }
 
-/* size bytes at exactly `at`, or NULL when any of that range is mapped
- * (or the kernel, older than 4.17, took MAP_FIXED_NOREPLACE as a hint and
- * put them elsewhere).  Counted as a map for fault injection; a refusal
- * here is the caller's to fall back from, so it says nothing. */
-static void *os_map_at(void *at, size_t size) {
-  if (os_injected_failure()) return NULL;
-  void *p = mmap(at, size, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  if (p == MAP_FAILED) return NULL;
-  if (p != at) {
-    munmap(p, size);
-    return NULL;
-  }
-  return p;
-}
-
 /* Memory the checkers were told no one may touch (a fresh arena's pools)
  * is made plain again first: ASan keeps poison past munmap, and the next
  * mapping at that address (a trace chunk, a metadata chunk) would be
@@ -99,30 +79,26 @@ void _pa_os_unmap(void *p, size_t size) {
   munmap(p, size);
 }
 
-/* Without a guard, the range right below the lowest aligned mapping made
- * is tried first, so the kernel merges consecutive arenas and spans into
- * one mapping.  Mapped each on its own (an aligned mapping with its ends
- * trimmed leaves gaps), each was a mapping of its own: 16 GiB of arenas,
+/* mmap only promises page alignment.  Without a guard, the size alone is
+ * asked for first: the kernel puts it right below the mapping made before
+ * (or in a hole one left), which after an aligned arena or span is aligned
+ * too, and merges the two into one mapping.  Failing that, size +
+ * alignment is mapped and the ragged ends given back, keeping `guard`
+ * bytes of the tail (always at least a page of it: the head is at most
+ * alignment - page) as PROT_NONE.  Trimmed ends leave gaps, so with that
+ * alone every arena and span was a mapping of its own: 16 GiB of arenas,
  * or 65,000 live blocks of 100 KiB, reached the process's limit of 65,530
  * mappings (vm.max_map_count), past which every mmap of the process
- * fails, a thread's stack or a dlopen included.  Guarded mappings (secure
- * builds' arenas) are mappings of their own anyway. */
-static void *map_below_lowest(size_t size, size_t alignment) {
-  uintptr_t low = atomic_load_explicit(&os.aligned_low, memory_order_relaxed);
-  if (low < size + alignment) return NULL;
-  uintptr_t at = (low - size) & ~(uintptr_t)(alignment - 1);
-  void *p = os_map_at((void *)at, size);
-  if (p != NULL) atomic_store_explicit(&os.aligned_low, at, memory_order_relaxed);
-  return p;
-}
-
-/* mmap only promises page alignment: map size + alignment and give back the
- * ragged ends, keeping `guard` bytes of the tail (always at least a page of
- * it: the head is at most alignment - page) as PROT_NONE.  Arenas are taken
- * rarely, so the syscalls are cheap. */
+ * fails, a thread's stack included.  (mimalloc asks for the exact size
+ * first too.)  Guarded mappings (secure builds' arenas) are mappings of
+ * their own anyway.  Arenas are taken rarely, so the syscalls are cheap. */
 void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
-  void *below = guard ? NULL : map_below_lowest(size, alignment);
-  if (below != NULL) return below;
+  if (guard == 0) {
+    char *exact = _pa_os_map(size);
+    if (exact == NULL) return NULL;
+    if (((uintptr_t)exact & (alignment - 1)) == 0) return exact;
+    _pa_os_unmap(exact, size);
+  }
   char *raw = _pa_os_map(size + alignment);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
@@ -131,7 +107,6 @@ void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
   if (head) _pa_os_unmap(raw, head);
   if (guard) mprotect((char *)start + size, guard, PROT_NONE);
   if (tail > guard) _pa_os_unmap((char *)start + size + guard, tail - guard);
-  if (!guard) atomic_store_explicit(&os.aligned_low, start, memory_order_relaxed);
   return (void *)start;
 }
 
