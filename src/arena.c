@@ -55,7 +55,7 @@ static void *os_arena_alloc(void *ctx, size_t size) {
 }
 static void os_arena_free(void *ctx, void *p, size_t size) {
   (void)ctx;
-  _pa_os_unmap(p, size + arena_guard());
+  _pa_os_unmap_aligned(p, size + arena_guard());
 }
 static const pa_arena_allocator os_arena_allocator = {NULL, os_arena_alloc, os_arena_free};
 

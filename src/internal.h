@@ -21,6 +21,9 @@ void *_pa_os_map(size_t size);
 /* size bytes aligned to alignment, and `guard` bytes after them mapped
  * PROT_NONE (0 for none): unmapped with _pa_os_unmap(p, size + guard). */
 void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard);
+/* Gives back a mapping _pa_os_map_aligned made (guard included): its
+ * space is the first tried for the next. */
+void _pa_os_unmap_aligned(void *p, size_t size);
 /* Gives [p, p + size) back to the OS, keeping the mapping: the pages read
  * as zero when next touched. */
 void _pa_os_purge(void *p, size_t size);

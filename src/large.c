@@ -91,7 +91,7 @@ static pa_arena *span_map(size_t bytes, size_t alignment, size_t usable) {
 
 static void span_unmap(pa_arena *span) {
   _pa_arenas_unregister_span(span->base, span->mapping_size);
-  _pa_os_unmap((void *)span->base, span->mapping_size);
+  _pa_os_unmap_aligned((void *)span->base, span->mapping_size);
   _pa_arena_record_give(span);
 }
 

@@ -26,6 +26,11 @@ static struct {
    * since start-up) are refused; fail_first 0 means none is. */
   _Atomic size_t fail_first, fail_last;
   _Atomic size_t failures_injected; /* maps refused on purpose, ever */
+  /* The next aligned mapping is tried right below this address first: it
+   * follows the aligned mappings made and rises to the top of any given
+   * back (see _pa_os_map_aligned).  Racy by design: a stale value only
+   * makes a try miss. */
+  _Atomic uintptr_t aligned_next;
 } os;
 
 size_t _pa_os_failures_injected(void) {
@@ -79,26 +84,50 @@ void _pa_os_unmap(void *p, size_t size) {
   munmap(p, size);
 }
 
-/* mmap only promises page alignment.  Without a guard, the size alone is
- * asked for first: the kernel puts it right below the mapping made before
- * (or in a hole one left), which after an aligned arena or span is aligned
- * too, and merges the two into one mapping.  Failing that, size +
- * alignment is mapped and the ragged ends given back, keeping `guard`
- * bytes of the tail (always at least a page of it: the head is at most
- * alignment - page) as PROT_NONE.  Trimmed ends leave gaps, so with that
- * alone every arena and span was a mapping of its own: 16 GiB of arenas,
- * or 65,000 live blocks of 100 KiB, reached the process's limit of 65,530
- * mappings (vm.max_map_count), past which every mmap of the process
- * fails, a thread's stack included.  (mimalloc asks for the exact size
- * first too.)  Guarded mappings (secure builds' arenas) are mappings of
- * their own anyway.  Arenas are taken rarely, so the syscalls are cheap. */
-void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
-  if (guard == 0) {
-    char *exact = _pa_os_map(size);
-    if (exact == NULL) return NULL;
-    if (((uintptr_t)exact & (alignment - 1)) == 0) return exact;
-    _pa_os_unmap(exact, size);
+/* size bytes at exactly `at`, or NULL when any of that range is mapped
+ * (or the kernel, older than 4.17, took MAP_FIXED_NOREPLACE as a hint and
+ * put them elsewhere).  Counted as a map for fault injection; a refusal
+ * here is the caller's to fall back from, so it says nothing. */
+static void *map_at(uintptr_t at, size_t size) {
+  if (os_injected_failure()) return NULL;
+  void *p = mmap((void *)at, size, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (p == MAP_FAILED) return NULL;
+  if (p != (void *)at) {
+    munmap(p, size);
+    return NULL;
   }
+  return p;
+}
+
+/* Without a guard, the aligned range right below os.aligned_next is tried
+ * first: below the last aligned mapping made, so the kernel merges the
+ * two into one mapping, or at the top of space given back, so that it is
+ * taken again before any lower (without that, rounds of arenas taken and
+ * given back walked down the address space: 6 GiB in 200 rounds of 32
+ * MiB).  Mapped twice as large with the ends trimmed, as is done when the
+ * try misses, every arena and span was a mapping of its own: 16 GiB of
+ * arenas, or 65,000 live blocks of 100 KiB, reached the process's limit
+ * of 65,530 mappings (vm.max_map_count), past which every mmap of the
+ * process fails, a thread's stack included.  Guarded mappings (secure
+ * builds' arenas) are mappings of their own anyway. */
+static void *map_below_next(size_t size, size_t alignment) {
+  uintptr_t next = atomic_load_explicit(&os.aligned_next, memory_order_relaxed);
+  if (next < size + alignment) return NULL;
+  uintptr_t at = (next - size) & ~(uintptr_t)(alignment - 1);
+  void *p = map_at(at, size);
+  if (p != NULL) atomic_store_explicit(&os.aligned_next, at, memory_order_relaxed);
+  return p;
+}
+
+/* mmap only promises page alignment: after the try above, map size +
+ * alignment and give back the ragged ends, keeping `guard` bytes of the
+ * tail (always at least a page of it: the head is at most alignment -
+ * page) as PROT_NONE.  Arenas are taken rarely, so the syscalls are
+ * cheap. */
+void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
+  void *below = guard ? NULL : map_below_next(size, alignment);
+  if (below != NULL) return below;
   char *raw = _pa_os_map(size + alignment);
   if (raw == NULL) return NULL;
   uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
@@ -107,7 +136,18 @@ void *_pa_os_map_aligned(size_t size, size_t alignment, size_t guard) {
   if (head) _pa_os_unmap(raw, head);
   if (guard) mprotect((char *)start + size, guard, PROT_NONE);
   if (tail > guard) _pa_os_unmap((char *)start + size + guard, tail - guard);
+  if (!guard) atomic_store_explicit(&os.aligned_next, start, memory_order_relaxed);
   return (void *)start;
+}
+
+void _pa_os_unmap_aligned(void *p, size_t size) {
+  _pa_os_unmap(p, size);
+  uintptr_t top = (uintptr_t)p + size;
+  uintptr_t next = atomic_load_explicit(&os.aligned_next, memory_order_relaxed);
+  while (top > next && !atomic_compare_exchange_weak_explicit(&os.aligned_next, &next, top,
+                                                              memory_order_relaxed,
+                                                              memory_order_relaxed)) {
+  }
 }
 
 void _pa_os_purge(void *p, size_t size) { madvise(p, size, MADV_DONTNEED); }

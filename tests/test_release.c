@@ -266,6 +266,22 @@ static void test_mappings(void) {
   added = mappings_added(LARGE, LARGE_COUNT, kept);
   fprintf(stderr, "mappings: %d blocks of %d bytes added %d\n", LARGE_COUNT, LARGE, added);
   CHECK(added < 16);
+  /* and arenas given back are taken again where they were, so rounds of
+   * taking and giving back do not walk down the address space */
+  uintptr_t lowest[2] = {UINTPTR_MAX, UINTPTR_MAX};
+  for (int round = 0; round < 50; round++) {
+    uintptr_t low = UINTPTR_MAX;
+    for (size_t i = 0; i < COUNT / 8; i++) {
+      kept[i] = pa_malloc(SIZE);
+      if ((uintptr_t)kept[i] < low) low = (uintptr_t)kept[i];
+    }
+    for (size_t i = 0; i < COUNT / 8; i++) pa_free(kept[i]);
+    pa_collect();
+    lowest[round > 0] = low;
+  }
+  fprintf(stderr, "mappings: lowest block moved %ld KiB in 50 rounds\n",
+          (long)(lowest[0] - lowest[1]) / 1024);
+  CHECK(lowest[1] + ((uintptr_t)64 << 20) >= lowest[0]);
   pa_free(kept);
 }
 
