@@ -63,16 +63,16 @@ static struct {
  * make it endless.  All its blocks lie in one pool or run: a single list
  * for the whole heap mixed every class's pools, and walking it missed the
  * cache at every step (producer and consumer threads, 16 on one CPU:
- * 59% of their time in that walk).  Returns the blocks taken in; the
- * caller settles the pool's state. */
-static uint32_t pool_take_remote(pa_pool *pool, pa_block *announcer) {
+ * 59% of their time in that walk).  The caller settles the pool's
+ * state. */
+static void pool_take_remote(pa_pool *pool, pa_block *announcer) {
   uintptr_t list = atomic_exchange_explicit(&pool->remote, PA_REMOTE_ANNOUNCE, memory_order_acquire);
   pa_block *head = (pa_block *)(list & ~PA_REMOTE_ANNOUNCE);
   if (announcer) {
     pa_block_set_next(announcer, head);
     head = announcer;
   }
-  if (head == NULL) return 0;
+  if (head == NULL) return;
   uint32_t taken = 1;
   pa_block *tail = head;
   for (pa_block *next; taken < pool->count && (next = pa_block_next(tail)) != NULL; taken++) {
@@ -84,7 +84,6 @@ static uint32_t pool_take_remote(pa_pool *pool, pa_block *announcer) {
   pa_block_set_next(tail, pool->free);
   pool->free = head;
   pool->count -= taken;
-  return taken;
 }
 
 /* Each block on the heap's list announces a pool with blocks waiting.
@@ -317,10 +316,12 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls) {
   for (pa_pool *pool = heap->used[cls]; pool != &_pa_empty_pool; pool = heap->used[cls]) {
     void *block = pa_pool_take_block(pool);
     if (block) return block;
-    /* blocks waiting whose announcement has not come in yet: take them */
-    if (atomic_load_explicit(&pool->remote, memory_order_relaxed) > PA_REMOTE_ANNOUNCE &&
-        pool_take_remote(pool, NULL) != 0)
+    /* blocks waiting whose announcement has not come in yet: take them
+     * (only the owner takes a list, so a list seen here is still there) */
+    if (atomic_load_explicit(&pool->remote, memory_order_relaxed) > PA_REMOTE_ANNOUNCE) {
+      pool_take_remote(pool, NULL);
       continue;
+    }
     _pa_pool_mark_full(heap, pool);
   }
   pa_pool *pool = _pa_pool_take_fresh(heap, (unsigned)cls);

@@ -57,7 +57,6 @@ void _pa_large_unlock(void) { pthread_mutex_unlock(&large.lock); }
 
 static size_t round_up(size_t size, size_t unit) { return (size + unit - 1) & ~(unit - 1); }
 
-
 /* The records of a span at base: the first serves the block, the others
  * (one per pool of a chunk: every chunk shares the record) point to it. */
 static void span_set(pa_arena *span, char *base, size_t bytes, size_t usable) {
