@@ -52,8 +52,10 @@ static void *allocate(size_t size) {
   return p;
 }
 
+/* One cache line each: every step writes random and checksum, and
+ * workers sharing a line would make private work contend. */
 struct worker {
-  pthread_t thread;
+  _Alignas(64) pthread_t thread;
   unsigned index;
   long ops;
   unsigned long long random, checksum;
@@ -219,7 +221,7 @@ int main(int argc, char **argv) {
   long ops = atol(argv[3]);
   if (threads < 1 || threads > 1024 || ops < 1) return 2;
   bool checksum_only_first = false;
-  struct worker *workers = calloc(threads, sizeof *workers);
+  struct worker *workers = aligned_alloc(64, threads * sizeof *workers);
   for (unsigned i = 0; i < threads; i++)
     workers[i] = (struct worker){.index = i, .ops = ops / threads, .random = 0x9e3779b97f4a7c15ULL * (i + 1)};
   if (strcmp(workload, "prodcons") == 0) {
