@@ -129,7 +129,7 @@ static void fast_limits_update(void) {
               current_layer(PA_DOMAIN_OBJ) == &default_layers[PA_DOMAIN_OBJ];
   atomic_store_explicit(&_pa_fast.small_request, open ? PA_SMALL_REQUEST_THRESHOLD : 0,
                         memory_order_relaxed);
-  atomic_store_explicit(&_pa_fast.radix_root, open ? PA_RADIX_ROOT_LEN : 0, memory_order_relaxed);
+  _pa_radix_open_free_path(open);
 }
 
 void _pa_domains_open(void) {

@@ -223,13 +223,11 @@ static inline pa_heap *pa_counting_heap(void) {
 /* ---- Address -> arena, and the block query ---------------------------- */
 
 /* The arena holding p, or NULL; exact, and never reads the memory at p:
- * foreign pointers, NULL and addresses beyond 48 bits all answer NULL.
- * root_limit is PA_RADIX_ROOT_LEN, or 0 to answer NULL for everything (see
- * _pa_fast below). */
-static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
+ * foreign pointers, NULL and addresses beyond 48 bits all answer NULL. */
+static inline pa_arena *pa_arena_of(const void *p) {
   uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
   uintptr_t root_index = key >> PA_RADIX_LEAF_BITS;
-  if (__builtin_expect(root_index >= root_limit, 0)) return NULL;
+  if (__builtin_expect(root_index >= PA_RADIX_ROOT_LEN, 0)) return NULL;
   pa_radix_leaf *leaf;
   if (__builtin_expect(root_index == atomic_load_explicit(&_pa_radix_first_root, memory_order_acquire), 1)) {
     leaf = &_pa_radix_first_leaf;
@@ -240,8 +238,14 @@ static inline pa_arena *pa_arena_lookup(const void *p, uintptr_t root_limit) {
   return atomic_load_explicit(&(*leaf)[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
 
-static inline pa_arena *pa_arena_of(const void *p) {
-  return pa_arena_lookup(p, PA_RADIX_ROOT_LEN);
+/* The free fast path's lookup: the arena holding p when p lies in the
+ * first leaf's 8 GiB and the free path is open (src/radix.c), else NULL
+ * (and the caller takes the domain's way, which looks p up in full). */
+static inline pa_arena *pa_arena_of_fast(const void *p) {
+  uintptr_t key = (uintptr_t)p >> PA_ARENA_BITS;
+  if (__builtin_expect(key >> PA_RADIX_LEAF_BITS != atomic_load_explicit(&_pa_radix_free_root, memory_order_acquire), 0))
+    return NULL;
+  return atomic_load_explicit(&_pa_radix_first_leaf[key & (PA_RADIX_LEAF_LEN - 1)], memory_order_relaxed);
 }
 
 /* The index in its arena of the pool p lies in. */
@@ -346,8 +350,7 @@ static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
 }
 
 static inline void pa_free_fast(pa_domain domain, void *p) {
-  uintptr_t limit = atomic_load_explicit(&_pa_fast.radix_root, memory_order_relaxed);
-  pa_arena *arena = pa_arena_lookup(p, limit);
+  pa_arena *arena = pa_arena_of_fast(p);
   if (__builtin_expect(arena == NULL, 0)) {
     _pa_domain_free(p, domain);
     return;

@@ -67,6 +67,8 @@ size_t _pa_meta_mapped(void);
 extern _Atomic(pa_radix_leaf *) _pa_radix_root[PA_RADIX_ROOT_LEN];
 extern pa_radix_leaf _pa_radix_first_leaf;
 extern _Atomic uintptr_t _pa_radix_first_root;
+extern _Atomic uintptr_t _pa_radix_free_root;
+void _pa_radix_open_free_path(bool open);
 bool _pa_radix_register(uintptr_t base, pa_arena *arena);
 void _pa_radix_unregister(uintptr_t base);
 size_t _pa_radix_leaves(void);

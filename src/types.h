@@ -344,15 +344,15 @@ typedef struct pa_layer {
   const struct pa_layer *below;
 } pa_layer;
 
-/* The fast paths compare against these limits instead of constants, which
- * costs nothing (a compare with memory instead of an immediate).  While any
- * allocator other than the default serves MEM or OBJ (a user's, the debug
- * hooks, tracing), and before the options are read, both are 0: every call
- * then fails its fast test and reaches _pa_domain_malloc/_pa_domain_free, which
- * dispatch through the domain's allocator. */
+/* The malloc fast path compares against this limit instead of a constant,
+ * which costs nothing (a compare with memory instead of an immediate).
+ * While any allocator other than the default serves MEM or OBJ (a user's,
+ * the debug hooks, tracing), and before the options are read, it is 0:
+ * every call then fails its fast test and reaches _pa_domain_malloc, which
+ * dispatches through the domain's allocator.  The free fast path has its
+ * gate in the radix tree (_pa_radix_free_root, src/radix.c). */
 struct pa_fast_limits {
   _Atomic size_t small_request; /* PA_SMALL_REQUEST_THRESHOLD, or 0 */
-  _Atomic uintptr_t radix_root; /* PA_RADIX_ROOT_LEN, or 0 */
 };
 
 /* ---- Statistics and snapshots (src/stats.c, src/snapshot.c) ------------- */
