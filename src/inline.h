@@ -166,26 +166,52 @@ static inline void pa_secure_free(pa_pool *pool, const void *p) {
 #endif
 }
 
-/* Hands out a block from the free list, else carves a virgin one; NULL when
- * the pool has none left.  Inlined: this is the allocation fast path. */
-static inline void *pa_pool_take_block(pa_pool *pool) {
+/* The head of pool's free list, taken; pool->free must not be NULL. */
+static inline void *pa_pool_pop(pa_pool *pool) {
   pa_block *block = pool->free;
-  if (__builtin_expect(block != NULL, 1)) {
-    track_link_read(block);
-    pa_secure_check_take(pool, block);
-    pool->count++; /* first: then it compiles to one add to memory */
-    pool->free = pa_block_next(block);
-    pa_secure_mark_taken(pool, block);
-    track_malloc(block, pool->block_size);
-    return block;
-  }
-  if (__builtin_expect(pool->nextoffset <= pa_pool_last_offset(pool), 1)) {
-    block = (pa_block *)(pool->start + pool->nextoffset);
-    pool->nextoffset += pool->block_size;
-    pool->count++;
-    track_malloc(block, pool->block_size);
-    return block;
-  }
+  track_link_read(block);
+  pa_secure_check_take(pool, block);
+  pool->count++; /* first: then it compiles to one add to memory */
+  pool->free = pa_block_next(block);
+  pa_secure_mark_taken(pool, block);
+  track_malloc(block, pool->block_size);
+  return block;
+}
+
+static inline bool pa_pool_has_virgin(const pa_pool *pool) {
+  return pool->nextoffset <= pa_pool_last_offset(pool);
+}
+
+/* The pool's next never-used block, carved; pa_pool_has_virgin must hold. */
+static inline void *pa_pool_carve(pa_pool *pool) {
+  pa_block *block = (pa_block *)(pool->start + pool->nextoffset);
+  pool->nextoffset += pool->block_size;
+  pool->count++;
+  track_malloc(block, pool->block_size);
+  return block;
+}
+
+/* Hands out a block from the free list, else carves a virgin one; NULL when
+ * the pool has none left. */
+static inline void *pa_pool_take_block(pa_pool *pool) {
+  if (__builtin_expect(pool->free != NULL, 1)) return pa_pool_pop(pool);
+  return pa_pool_has_virgin(pool) ? pa_pool_carve(pool) : NULL;
+}
+
+/* The OS page: carving stops at each one for the slow path to choose. */
+#define PA_CARVE_PAGE 4096u
+
+/* The allocation fast path's take from the head of a class list: as
+ * pa_pool_take_block, but a virgin block is carved here only within the
+ * page the last one carved touched.  The first block of a page goes to
+ * the slow path, which hands out a page's worth of blocks freed into
+ * another pool of the class instead, if one has them (src/heap.c): a run
+ * carves fresh pages only while its class has no such blocks. */
+static inline void *pa_pool_take_head(pa_pool *pool) {
+  if (__builtin_expect(pool->free != NULL, 1)) return pa_pool_pop(pool);
+  uint32_t next = pool->nextoffset;
+  if (((next - 1) ^ (next + pool->block_size - 1)) < PA_CARVE_PAGE && pa_pool_has_virgin(pool))
+    return pa_pool_carve(pool);
   return NULL;
 }
 
@@ -316,7 +342,7 @@ static inline bool pa_block_of(const void *p, pa_block_info *out) {
  * below. */
 static inline void *pa_small_malloc(pa_domain domain, size_t size_class) {
   pa_heap *heap = _pa_thread_heap;
-  void *block = pa_pool_take_block(heap->used[size_class]);
+  void *block = pa_pool_take_head(heap->used[size_class]);
   if (__builtin_expect(block != NULL, 1)) {
     heap->counts.allocations[domain]++;
     return block;

@@ -147,6 +147,11 @@ unsigned _pa_class_run_alignment(unsigned cls);
  * at the front of heap's class list; NULL if out of memory. */
 pa_pool *_pa_pool_take_fresh(pa_heap *heap, unsigned size_class);
 void _pa_pool_unlink(pa_heap *heap, pa_pool *pool);
+/* A pool of head's class list, among the first few after it, with a page's
+ * worth of freed blocks on its free list; NULL if none. */
+pa_pool *_pa_pool_freed_elsewhere(pa_pool *head);
+/* pool, in its class list, made its head: the one the fast path takes from */
+void _pa_pool_move_front(pa_heap *heap, pa_pool *pool);
 void _pa_pool_mark_full(pa_heap *heap, pa_pool *pool);
 void _pa_pool_after_free(pa_heap *heap, pa_pool *pool);
 /* An empty pool leaves its class list: kept by the heap for its next fresh

@@ -156,19 +156,20 @@ static void test_empty_pool_reuse(void) {
 /* The block query: a live block, a pointer inside it, the pool's tail, a
  * pool of the arena never carved, and pointers that are not poolalloc's. */
 static void test_block_query(void) {
-  char *p = pa_malloc(100);
+  char *p = pa_malloc(260);
   pa_block_info block;
   CHECK(pa_block_of(p, &block));
   CHECK(block.pool == pa_pool_of(p));
   CHECK(block.start == p);
-  CHECK_EQ(block.size, 112);
+  CHECK_EQ(block.size, 272);
   CHECK(block.state == PA_POOL_USED || block.state == PA_POOL_FULL);
   CHECK_EQ(block.in_use, pa_pool_of(p)->count);
   CHECK(block.in_use >= 1);
-  CHECK_EQ(pa_class_block_size(block.size_class), 112);
-  CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 112);
-  char *tail = block.pool->start + pa_pool_bytes(block.pool) - 1; /* 112 divides no run's size */
-  CHECK(pa_block_of(tail, &block) && block.start == NULL && block.size == 112);
+  CHECK_EQ(pa_class_block_size(block.size_class), 272);
+  CHECK(pa_block_of(p + 57, &block) && block.start == p && block.size == 272);
+  char *tail = block.pool->start + pa_pool_bytes(block.pool) - 1;
+  CHECK(pa_pool_bytes(block.pool) % 272 != 0); /* a tail no block covers */
+  CHECK(pa_block_of(tail, &block) && block.start == NULL && block.size == 272);
   /* the arena's last pool is not carved while only a few are in use */
   char *last = (char *)pa_arena_of(p)->base + PA_ARENA_SIZE - 16;
   CHECK(pa_block_of(last, &block));
@@ -219,8 +220,52 @@ static void test_runs(void) {
   for (unsigned k = 0; k < pools; k++) CHECK_EQ(run[k].state, PA_POOL_EMPTY);
 }
 
+/* A run carves a fresh page only while no other pool of its class holds a
+ * page's worth of freed blocks (src/heap.c): those go first. */
+static void test_fresh_pages_last(void) {
+  enum { REQUEST = 400, MAX = 4096 };
+  static char *blocks[MAX];
+  size_t n = 0;
+  pa_pool *a = NULL, *b = NULL;
+  while (n < MAX && b == NULL) { /* a filled, b fresh */
+    blocks[n] = pa_malloc(REQUEST);
+    pa_pool *pool = pa_pool_of(blocks[n++]);
+    if (a == NULL) a = pool;
+    else if (pool != a) b = pool;
+  }
+  CHECK(b != NULL && blocks[n - 1] == b->start && a->state == PA_POOL_FULL);
+  size_t block = b->block_size, page_blocks = PA_CARVE_PAGE / block;
+  /* a page's worth freed into a: the next block that would open a fresh
+   * page of b comes from a instead */
+  for (size_t i = 0; i <= page_blocks; i++) pa_free(blocks[i]), blocks[i] = NULL;
+  size_t from_b = 0;
+  for (;;) {
+    blocks[n] = pa_malloc(REQUEST);
+    if (pa_pool_of(blocks[n++]) != b) break;
+    from_b++;
+  }
+  CHECK(pa_pool_of(blocks[n - 1]) == a);
+  CHECK(b->nextoffset <= PA_CARVE_PAGE && b->nextoffset + block > PA_CARVE_PAGE);
+  CHECK_EQ(from_b, b->nextoffset / block - 1);
+  /* fewer than a page's worth waiting in a: b carves its next page */
+  for (size_t i = 0; i < page_blocks; i++) blocks[n++] = pa_malloc(REQUEST); /* a's free list, used up */
+  char *opened = pa_malloc(REQUEST); /* a full again; b opens its second page */
+  CHECK(pa_pool_of(opened) == b && (size_t)(opened - b->start) + block > PA_CARVE_PAGE);
+  for (size_t i = n - page_blocks; i < n - page_blocks / 2; i++) pa_free(blocks[i]), blocks[i] = NULL;
+  size_t second_page_end = 2 * PA_CARVE_PAGE;
+  bool stayed_in_b = true;
+  while (b->nextoffset + block <= second_page_end) stayed_in_b &= pa_pool_of(blocks[n++] = pa_malloc(REQUEST)) == b;
+  blocks[n++] = pa_malloc(REQUEST); /* opens b's third page: a holds too few */
+  CHECK(stayed_in_b && pa_pool_of(blocks[n - 1]) == b && b->nextoffset > second_page_end);
+  pa_free(opened);
+  for (size_t i = 0; i < n; i++) pa_free(blocks[i]);
+}
+
 int main(void) {
   test_block_query();
+#if !PA_SECURE /* secure builds put a fresh pool's every block on its free list */
+  test_fresh_pages_last();
+#endif
   test_runs();
   /* A live block of another class keeps the arena mapped, so the tests can
    * look at pools after pa_collect() has given them back. */
