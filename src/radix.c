@@ -21,8 +21,8 @@
  * both admits the pointer to the fast path and picks the static leaf; any
  * other pointer (a layer on top, a foreign block, an arena outside the
  * first leaf's 8 GiB) goes the domain's way, which looks it up in full.
- * Before it, a separate limit word and the compare with the first root
- * cost 0.57 -> 0.56 s in the same churn.
+ * It replaced a limit word and a compare with the first root: 3
+ * instructions less per free, and 0.57 -> 0.56 s in the same churn.
  */
 #include "internal.h"
 
