@@ -4,7 +4,10 @@
 # LD_PRELOAD into the same binary.  Runs are interleaved (one run of each
 # allocator per round, ROUNDS rounds) so the VM's noise falls on all alike;
 # the table gives the minimum and the median in ms, and the peak RSS of a
-# separate run.  Writes bench/results/larson.md.
+# separate run.  A second table runs the same total work (192 thread lives
+# of 20,000 replacements, 5,000 slots per chain) split over 1, 2, 4, 8, 16
+# and 64 chains at once: medians of ROUNDS interleaved rounds, time and
+# peak RSS of the same run.  Writes bench/results/larson.md.
 #
 #   bench/larson.sh [ROUNDS]   (default 7)
 . "$(dirname "$0")/common.sh"
@@ -40,5 +43,41 @@ for name in "${names[@]}"; do
   rss=$(peak_rss_kib "${preload[$name]}" "$bin" "${args[@]}")
   echo "| $name | $min | $median | $rss |" | tee -a "$table"
 done
+
+# The thread-count sweep: 192 lives in all, split over the chains.
+counts=(1 2 4 8 16 64)
+declare -A sweep_ms sweep_kib
+for ((r = 0; r < rounds; r++)); do
+  for t in "${counts[@]}"; do
+    sweep_args=("$t" $((192 / t)) 20000 5000)
+    expected=$("$bin" "${sweep_args[@]}")
+    for name in "${names[@]}"; do
+      result=$( { /usr/bin/time -f "%e %M" env LD_PRELOAD="${preload[$name]}" \
+                  "$bin" "${sweep_args[@]}" >"$out/larson.out"; } 2>&1 | tail -1)
+      [ "$(cat "$out/larson.out")" = "$expected" ] || { echo "larson $t on $name: wrong output" >&2; exit 1; }
+      sweep_ms[$t/$name]+="$(echo "$result" | awk '{printf "%d", $1 * 1000}') "
+      sweep_kib[$t/$name]+="$(echo "$result" | awk '{print $2}') "
+    done
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+{
+  echo
+  echo "larson CHAINS 192/CHAINS 20000 5000: the same 3.84 million replacements at every count;"
+  echo "median of $rounds interleaved rounds, ms (10 ms resolution), then peak RSS KiB"
+  echo
+  header="| chains |"
+  rule="|---:|"
+  for name in "${names[@]}"; do header+=" $name ms | $name KiB |"; rule+="---:|---:|"; done
+  echo "$header"
+  echo "$rule"
+  for t in "${counts[@]}"; do
+    row="| $t |"
+    for name in "${names[@]}"; do
+      row+=" $(echo "${sweep_ms[$t/$name]}" | median) | $(echo "${sweep_kib[$t/$name]}" | median) |"
+    done
+    echo "$row"
+  done
+} | tee -a "$table"
 echo
 echo "written to $table"
