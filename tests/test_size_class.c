@@ -47,8 +47,8 @@ static void test_medium_mapping(void) {
 
 /* Each class's run: within half an arena, two blocks at least, and a tail
  * too small for a block of at most an eighth of it wherever half an arena
- * allows one; a small class's one pool when that holds 64 blocks, else the
- * shortest that holds 256 blocks or a quarter of an arena. */
+ * allows one; a small class's the shortest that holds 256 blocks or a
+ * quarter of an arena. */
 static void test_run_lengths(void) {
   size_t worst = 0;
   for (unsigned cls = 0; cls < PA_NUM_CLASSES; cls++) {
@@ -56,9 +56,7 @@ static void test_run_lengths(void) {
     size_t bytes = pools * PA_POOL_SIZE, block = pa_class_block_size(cls);
     CHECK(pools >= 1 && pools <= (PA_POOLS_PER_ARENA > 1 ? PA_POOLS_PER_ARENA / 2 : 1));
     CHECK(bytes / block >= 2);
-    if (cls < PA_SMALL_CLASSES && PA_POOL_SIZE / block >= 64) {
-      CHECK_EQ(pools, 1);
-    } else if (cls < PA_SMALL_CLASSES) {
+    if (cls < PA_SMALL_CLASSES) {
       size_t target = 256 * block < PA_ARENA_SIZE / 4 ? 256 * block : PA_ARENA_SIZE / 4;
       CHECK(bytes >= target || pools == PA_POOLS_PER_ARENA / 2);
       CHECK((pools - 1) * PA_POOL_SIZE < target);
