@@ -69,9 +69,10 @@ static int invalid_free(void) {
  * next block, free and on the free list (secure builds), or never carved. */
 static int overflow_by_one(void) {
   unsigned char *a = pa_malloc(SIZE);
-  if ((uintptr_t)a - (uintptr_t)pa_pool_of(a)->start + 2 * SIZE > PA_POOL_SIZE) a = pa_malloc(SIZE);
+  pa_pool *run = pa_pool_of(a);
+  if ((uintptr_t)a - (uintptr_t)run->start + 2 * SIZE > pa_pool_bytes(run)) a = pa_malloc(SIZE);
   a[SIZE] ^= 0x5a;
-  size_t count = pa_pool_capacity(SIZE) + 1;
+  size_t count = pa_pool_bytes(pa_pool_of(a)) / pa_pool_of(a)->block_size + 1; /* the whole run */
   void **others = pa_malloc(count * sizeof *others);
   for (size_t i = 0; i < count; i++) others[i] = pa_malloc(SIZE);
   pa_free(a);
