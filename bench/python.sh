@@ -2,8 +2,14 @@
 # CPython on each allocator, side by side in one run: its own pymalloc
 # (PYTHONMALLOC=pymalloc) against PYTHONMALLOC=malloc on glibc, on mimalloc
 # and on poolalloc (preloaded; default geometry and 16 KiB pools / 1 MiB
-# arenas).  Workloads: bench/python/*.py.  Writes bench/results/python.md.
+# arenas).  Workloads: bench/python/*.py.  Each workload's runs are
+# interleaved, one run of every way per round (ROUNDS rounds), so this
+# VM's drift falls on all alike: time in ms as minimum and median, and the
+# median peak RSS.  Writes bench/results/python.md.
+#
+#   bench/python.sh [ROUNDS]   (default 10)
 . "$(dirname "$0")/common.sh"
+rounds=${1:-10}
 python=$(python3 -c 'import sys; print(sys.executable)')
 
 for geometry in "256K:-DPOOLALLOC_POOL_SIZE=4096 -DPOOLALLOC_ARENA_SIZE=262144" \
@@ -28,7 +34,7 @@ table=$out/python.md
   header="| workload |"
   rule="|---|"
   for way in "${ways[@]}"; do header+=" ${way%%:*} |"; rule+="---:|"; done
-  echo "Time in ms, minimum of 10 runs (mean):"
+  echo "Time in ms, minimum (median) of $rounds interleaved rounds:"
   echo
   echo "$header"
   echo "$rule"
@@ -37,22 +43,32 @@ table=$out/python.md
 rss_rows=()
 for script in bench/python/*.py; do
   name=$(basename "$script" .py)
+  declare -A ms=() kib=()
+  for ((r = 0; r < rounds; r++)); do
+    for way in "${ways[@]}"; do
+      label=${way%%:*}
+      rest=${way#*:}
+      result=$( { /usr/bin/time -f "%e %M" env PYTHONMALLOC="${rest%%:*}" LD_PRELOAD="${rest#*:}" \
+                  "$python" "$script" >/dev/null; } 2>&1 | tail -1)
+      ms[$label]+="$(echo "$result" | awk '{printf "%d", $1 * 1000}') "
+      kib[$label]+="$(echo "$result" | awk '{print $2}') "
+    done
+  done
   times="| $name |"
   rss="| $name |"
   for way in "${ways[@]}"; do
     label=${way%%:*}
-    rest=${way#*:}
-    mode=${rest%%:*}
-    lib=${rest#*:}
-    times+=" $(timed "python-$name-${label//[ \/]/-}" env PYTHONMALLOC="$mode" LD_PRELOAD="$lib" "$python" "$script") |"
-    rss+=" $(PYTHONMALLOC=$mode peak_rss_kib "$lib" "$python" "$script") |"
+    times+=" $(echo "${ms[$label]}" | tr ' ' '\n' | grep -v '^$' | sort -n |
+               awk '{a[NR] = $1} END {printf "%d (%d)", a[1], a[int((NR + 1) / 2)]}') |"
+    rss+=" $(echo "${kib[$label]}" | tr ' ' '\n' | grep -v '^$' | sort -n |
+             awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}') |"
   done
   echo "$times" | tee -a "$table"
   rss_rows+=("$rss")
 done
 {
   echo
-  echo "Peak RSS in KiB:"
+  echo "Peak RSS in KiB (median):"
   echo
   echo "$header"
   echo "$rule"
