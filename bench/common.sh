@@ -79,3 +79,27 @@ preload_bench_setup() { # target
   preload[poolalloc]=$root/build-bench/libpoolalloc-override.so
   names=(glibc jemalloc tcmalloc mimalloc poolalloc)
 }
+
+# The median of the numbers on standard input, separated by spaces.
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+# thread_table COLUMN PREFIX TIMES RSS COUNT...: a row per COUNT and, for
+# each allocator, the medians of ${TIMES[PREFIXCOUNT/name]} and of
+# ${RSS[...]} (TIMES and RSS name associative arrays of the caller's).
+thread_table() {
+  local column=$1 prefix=$2 name count row header rule
+  local -n table_times=$3 table_rss=$4
+  shift 4
+  header="| $column |"
+  rule="|---:|"
+  for name in "${names[@]}"; do header+=" $name ms | $name KiB |"; rule+="---:|---:|"; done
+  echo "$header"
+  echo "$rule"
+  for count in "$@"; do
+    row="| $count |"
+    for name in "${names[@]}"; do
+      row+=" $(echo "${table_times[$prefix$count/$name]}" | median) | $(echo "${table_rss[$prefix$count/$name]}" | median) |"
+    done
+    echo "$row"
+  done
+}

@@ -60,24 +60,12 @@ for ((r = 0; r < rounds; r++)); do
     done
   done
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 {
   echo
   echo "larson CHAINS 192/CHAINS 20000 5000: the same 3.84 million replacements at every count;"
   echo "median of $rounds interleaved rounds, ms (10 ms resolution), then peak RSS KiB"
   echo
-  header="| chains |"
-  rule="|---:|"
-  for name in "${names[@]}"; do header+=" $name ms | $name KiB |"; rule+="---:|---:|"; done
-  echo "$header"
-  echo "$rule"
-  for t in "${counts[@]}"; do
-    row="| $t |"
-    for name in "${names[@]}"; do
-      row+=" $(echo "${sweep_ms[$t/$name]}" | median) | $(echo "${sweep_kib[$t/$name]}" | median) |"
-    done
-    echo "$row"
-  done
+  thread_table chains "" sweep_ms sweep_kib "${counts[@]}"
 } | tee -a "$table"
 echo
 echo "written to $table"

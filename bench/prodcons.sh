@@ -30,7 +30,6 @@ for ((r = 0; r < runs; r++)); do
 done
 
 sorted() { tr ' ' '\n' | grep -v '^$' | sort -n | tr '\n' ' '; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 
 table=$out/prodcons.md
 {

@@ -34,8 +34,6 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-
 table=$out/threads.md
 {
   machine_line
@@ -45,19 +43,7 @@ table=$out/threads.md
     echo
     echo "$workload (${ops[$workload]} pairs):"
     echo
-    header="| threads |"
-    rule="|---:|"
-    for name in "${names[@]}"; do header+=" $name ms | $name KiB |"; rule+="---:|---:|"; done
-    echo "$header"
-    echo "$rule"
-    for t in "${counts[@]}"; do
-      row="| $t |"
-      for name in "${names[@]}"; do
-        key=$workload/$t/$name
-        row+=" $(echo "${times[$key]}" | median) | $(echo "${rss[$key]}" | median) |"
-      done
-      echo "$row"
-    done
+    thread_table threads "$workload/" times rss "${counts[@]}"
   done
 } | tee "$table"
 echo "written to $table"
