@@ -79,7 +79,7 @@
 #define PA_ALIGNMENT_SHIFT __builtin_ctzll(POOLALLOC_ALIGNMENT)
 /* Small classes: 1..PA_SMALL_REQUEST_THRESHOLD (512, poolalloc.h; CPython's
  * since 3.3) bytes, PA_ALIGNMENT apart, each served from pools or from
- * runs of pools that hold 64 blocks (src/pool.c). */
+ * runs of pools that hold 256 blocks (src/pool.c). */
 #define PA_SMALL_CLASSES (PA_SMALL_REQUEST_THRESHOLD / POOLALLOC_ALIGNMENT)
 
 #define PA_POOL_SIZE ((size_t)POOLALLOC_POOL_SIZE)
