@@ -18,12 +18,13 @@
  * Each domain has a chain of layers: the default at the bottom, then
  * whatever was set on top (a user's pa_set_allocator, the debug hooks,
  * tracing), each calling the one below.  While only defaults serve MEM and
- * OBJ, the inline fast paths run and nothing here is called but the slow
- * path; anything on top lowers the fast limits (internal.h) so every call
- * comes through here.
+ * OBJ, the inline fast paths run; anything on top lowers the fast limits
+ * (types.h) so every call goes through the entry points' dispatch
+ * (src/api.c), which asks here for the layer on top.
  *
  * The options are read, and the layers they ask for installed, by the first
- * call into any domain: until then the fast limits are 0.
+ * call through an entry point (src/start.c): until then the fast limits are
+ * 0.
  */
 #include <errno.h>
 #include <string.h>
@@ -105,7 +106,7 @@ static const pa_layer default_layers[3] = {
 
 static struct {
   pthread_mutex_t lock; /* serialises changes to the chains */
-  atomic_bool open;     /* the process has started (src/runtime.c) */
+  atomic_bool open;     /* the process has started (src/start.c) */
   _Atomic(const pa_layer *) current[3];
 } domains = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -114,10 +115,6 @@ static struct {
 
 void _pa_domains_lock(void) { pthread_mutex_lock(&domains.lock); }
 void _pa_domains_unlock(void) { pthread_mutex_unlock(&domains.lock); }
-
-static bool domain_valid(pa_domain domain) {
-  return (unsigned)domain <= PA_DOMAIN_OBJ;
-}
 
 static const pa_layer *current_layer(pa_domain domain) {
   return atomic_load_explicit(&domains.current[domain], memory_order_acquire);
@@ -139,33 +136,14 @@ void _pa_domains_open(void) {
   pthread_mutex_unlock(&domains.lock);
 }
 
-/* The process's first call starts it (src/runtime.c: the options, then the
- * layers they ask for); until then the fast limits are 0, so every call
- * comes here. */
-const pa_layer *_pa_domain_layer(pa_domain domain) {
-  if (__builtin_expect(!atomic_load_explicit(&domains.open, memory_order_acquire), 0))
-    _pa_runtime_start();
-  return current_layer(domain);
-}
+/* Until the process has started (src/start.c) the fast limits are 0, and
+ * the entry points (src/api.c) start it before they ask for a layer. */
+bool _pa_domains_opened(void) { return atomic_load_explicit(&domains.open, memory_order_acquire); }
+
+const pa_layer *_pa_domain_layer(pa_domain domain) { return current_layer(domain); }
 
 bool _pa_domain_is_default(const pa_layer *layer, pa_domain domain) {
   return layer == &default_layers[domain];
-}
-
-/* The inline fast path declined: a size it does not serve, an exhausted
- * pool, a thread's first call, or a layer on top of the default. */
-PA_ENTRY void *_pa_domain_malloc(size_t size, pa_domain domain) {
-  const pa_layer *layer = _pa_domain_layer(domain);
-  if (layer == &default_layers[domain]) return _pa_general_malloc(size, domain);
-  return layer->api.malloc(layer->api.ctx, size);
-}
-
-PA_ENTRY void _pa_domain_free(void *p, pa_domain domain) {
-  const pa_layer *layer = _pa_domain_layer(domain);
-  if (layer == &default_layers[domain])
-    _pa_general_free(p, domain);
-  else
-    layer->api.free(layer->api.ctx, p);
 }
 
 PA_ENTRY void *_pa_layer_aligned(const pa_layer *layer, size_t alignment, size_t size) {
@@ -217,25 +195,10 @@ bool _pa_domains_contain(const pa_layer *layer, pa_domain domain) {
   return false;
 }
 
-int pa_get_allocator(pa_domain domain, pa_allocator *out) {
-  if (!domain_valid(domain) || out == NULL) {
-    errno = EINVAL;
-    return -1;
-  }
-  *out = _pa_domain_layer(domain)->api;
-  return 0;
-}
-
 /* An allocator already in the chain (one pa_get_allocator returned) is put
  * back on top, which drops the layers above it; any other gets a new layer
  * record (never freed: a handful per program). */
-int pa_set_allocator(pa_domain domain, const pa_allocator *allocator) {
-  if (!domain_valid(domain) || allocator == NULL || !allocator->malloc || !allocator->calloc ||
-      !allocator->realloc || !allocator->free) {
-    errno = EINVAL;
-    return -1;
-  }
-  _pa_domain_layer(domain); /* reads the options first */
+int _pa_domain_set(pa_domain domain, const pa_allocator *allocator) {
   pthread_mutex_lock(&domains.lock);
   const pa_layer *top = current_layer(domain);
   const pa_layer *found = top;

@@ -274,7 +274,7 @@ pa_freelist *pa_freelist_create(const struct pa_freelist_config *config) {
     errno = EINVAL;
     return NULL;
   }
-  _pa_domain_layer(config->domain); /* the options first: they may turn the debug hooks on */
+  _pa_start(); /* the options first: they may turn the debug hooks on */
   pthread_mutex_lock(&registry.lock);
   int first = bins_find_run(config->sizes);
   if (first < 0) {

@@ -38,7 +38,7 @@ struct pa_handles {
 _Static_assert(sizeof(struct pa_handles) <= 4096, "a table fits a page");
 
 pa_handles *pa_handles_create(void) {
-  _pa_domain_layer(PA_DOMAIN_OBJ); /* the options first: POOLALLOC_DEBUG decides misuse's end */
+  _pa_start(); /* the options first: POOLALLOC_DEBUG decides misuse's end */
   pa_handles *table = _pa_os_map(sizeof *table);
   if (table == NULL) {
     errno = ENOMEM;

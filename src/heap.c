@@ -31,9 +31,9 @@
  * lock, so its pools go back to the arenas, and the arenas to the OS, as
  * their blocks are freed, not when some later thread adopts the heap.
  *
- * A thread's heap is set under a key src/runtime.c makes at the process's
- * start, whose destructor gives it up at the thread's exit; the runtime
- * also takes every lock around fork().
+ * A thread's heap is set under a key src/runtime.c makes at the library's
+ * load, whose destructor gives it up at the thread's exit; src/start.c
+ * takes every lock around fork().
  *
  * Nothing here calls malloc before the calling thread has its heap, so the
  * library can be the process's malloc (src/override.c) and be entered again
@@ -48,7 +48,7 @@ _Thread_local pa_heap *_pa_thread_heap __attribute__((tls_model("initial-exec"))
 
 static struct {
   pthread_mutex_t lock; /* guards all, abandoned, and abandoned heaps' contents */
-  pthread_key_t exit_key; /* set at the process's start; its destructor gives a heap up */
+  pthread_key_t exit_key; /* made at the library's load; its destructor gives a heap up */
   atomic_bool exit_key_set;
   pa_heap *all;
   pa_heap *abandoned;
@@ -275,9 +275,12 @@ void _pa_heap_table_retire(pa_heap *heap) {
   pthread_mutex_unlock(&heaps.lock);
 }
 
+/* A heap the calling thread took before the load (a C++ runtime's
+ * constructor allocates first) is set under the key now. */
 void _pa_heaps_exit_key(pthread_key_t key) {
   heaps.exit_key = key;
   atomic_store_explicit(&heaps.exit_key_set, true, memory_order_release);
+  if (_pa_thread_heap != &_pa_empty_heap) pthread_setspecific(key, _pa_thread_heap);
 }
 
 /* A thread's first heap: an exited thread's, or a new one; the key makes

@@ -358,7 +358,7 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
   if (__builtin_expect(size - 1 < limit, 1)) return pa_small_malloc(domain, pa_domain_class(domain, size));
   if (size - 1 < PA_LARGE_REQUEST_THRESHOLD && limit != 0) /* size 0 wraps past both */
     return pa_small_malloc(domain, pa_medium_class(size));
-  return _pa_domain_malloc(size, domain);
+  return _pa_entry_malloc(size, domain);
 }
 
 /* p lies in the pool or run whose record is pool: a block anywhere in a
@@ -378,7 +378,7 @@ static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
 static inline void pa_free_fast(pa_domain domain, void *p) {
   pa_arena *arena = pa_arena_of_fast(p);
   if (__builtin_expect(arena == NULL, 0)) {
-    _pa_domain_free(p, domain);
+    _pa_entry_free(p, domain);
     return;
   }
   pa_pool_free(pa_pool_in(arena, p), p, domain);

@@ -2,9 +2,11 @@
  * poolalloc's internal functions, by the file that defines them, from the
  * lowest layer up: OS, metadata, radix tree, secure mode, arenas, pools,
  * thread heaps, the raw layer, the general allocator, domains and their
- * layers, free lists, statistics, options.  A file calls only the files
- * listed before it (process life, src/runtime.c, aside).  Every symbol
- * here carries the reserved prefix _pa_ (tests/check_symbols.sh).
+ * layers, the process's start, the entry points, free lists, statistics;
+ * the options, read by every layer, last.  A file calls only the files
+ * listed before it and the options (docs/design.md's table, which
+ * tests/check_layers.py checks).  Every symbol here carries the reserved
+ * prefix _pa_ (tests/check_symbols.sh).
  */
 #ifndef POOLALLOC_INTERNAL_H
 #define POOLALLOC_INTERNAL_H
@@ -186,8 +188,10 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls);
  * memory. */
 pa_heap *_pa_heap_current(void);
 /* The key whose destructor gives a thread's heap up at its exit, made by
- * src/runtime.c at the process's start, before any thread has a heap:
- * every heap given to a thread is set under it. */
+ * src/runtime.c at the library's load: every heap given to a thread from
+ * then on is set under it, and the calling thread's at once.  Another
+ * thread that took a heap before the load (only another library's
+ * constructor can start one) keeps it after its exit. */
 void _pa_heaps_exit_key(pthread_key_t key);
 /* The calling thread exits: its heap waits for the next thread. */
 void _pa_heap_abandon(pa_heap *heap);
@@ -264,13 +268,14 @@ void _pa_general_free_other(pa_heap *self, pa_pool *pool, void *p, pa_domain dom
 
 extern struct pa_fast_limits _pa_fast;
 
-/* The process has started: the fast paths may serve it (src/runtime.c). */
+/* The process has started: the fast paths may serve it (src/start.c). */
 void _pa_domains_open(void);
-void *_pa_domain_malloc(size_t size, pa_domain domain);
-void _pa_domain_free(void *p, pa_domain domain);
-/* The layer serving a domain now (reading the options first if need be). */
+bool _pa_domains_opened(void);
+/* The layer serving a domain now. */
 const pa_layer *_pa_domain_layer(pa_domain domain);
 bool _pa_domain_is_default(const pa_layer *layer, pa_domain domain);
+/* pa_set_allocator's work, on valid arguments. */
+int _pa_domain_set(pa_domain domain, const pa_allocator *allocator);
 /* Layers that go on top of all three domains at once: debug, tracing.
  * _pa_domains_push fills layers[] from `functions`, each layer its own ctx, and
  * sets their `below`; _pa_domains_remove takes them off if still on top. */
@@ -299,9 +304,24 @@ void _pa_trace_rounding(size_t *blocks, size_t *bytes);
 void _pa_trace_report_at_exit(void);
 void _pa_sampler_start(void);
 void _pa_sampler_at_exit(void);
+/* Tracing is on (pa_trace_start, or POOLALLOC_TRACE at the start). */
+bool _pa_trace_on(void);
 /* Writes where p was allocated, if tracing knows; false if it does not. */
 bool _pa_trace_report_block(const void *p);
 size_t _pa_layer_usable_size(const pa_layer *layer, const void *p);
+
+/* ---- The process's start and fork() (src/start.c) ----------------------- */
+
+/* The options, then the layers they ask for, the fork handlers, and the
+ * domains opened; at once when done, and waits while another thread does
+ * it.  The first call through an entry point makes it. */
+void _pa_start(void);
+
+/* ---- The entry points (src/api.c) ---------------------------------------- */
+
+/* Where the inline fast paths (src/inline.h) go when they decline. */
+void *_pa_entry_malloc(size_t size, pa_domain domain);
+void _pa_entry_free(void *p, pa_domain domain);
 
 /* ---- Free lists (src/freelist.c) ----------------------------------------- */
 
@@ -341,11 +361,6 @@ void _pa_options_init(void);
 bool _pa_options_expand_path(const char *pattern, char *out, size_t size);
 /* Where POOLALLOC_SHOW_STATS sends the statistics at exit; -1 for nowhere. */
 int _pa_options_stats_fd(void);
-
-/* ---- Process life (src/runtime.c, the top) ------------------------------ */
-
-/* The process's start: reached from the first call into a domain. */
-void _pa_runtime_start(void);
 
 #pragma GCC visibility pop
 #endif

@@ -1,6 +1,6 @@
 /*
  * Options from the environment, read once when the process starts
- * (src/runtime.c), before the first heap is made.
+ * (src/start.c), before the first heap is made.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -88,7 +88,7 @@ static long option_number(const char *name, long fallback, long max, const char 
   return (long)n;
 }
 
-void _pa_options_init(void) {
+static void options_read(void) {
   const char *show_stats = getenv("POOLALLOC_SHOW_STATS");
   _pa_options.show_stats = option_enabled(show_stats);
   if (_pa_options.show_stats && strchr(show_stats, '/')) option_copy(stats_path, show_stats);
@@ -124,6 +124,11 @@ void _pa_options_init(void) {
                PA_SECURE ? "; secure build" : "");
 }
 
+/* Once: the start reads them, and tracing may ask first (pa_trace_frames). */
+void _pa_options_init(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, options_read);
+}
 
 /* Where POOLALLOC_SHOW_STATS sends the statistics at exit: the file it
  * names, opened to append, or the copy of stderr; -1 if none. */

@@ -310,7 +310,6 @@ int pa_trace_start(int frames) {
     errno = EINVAL;
     return -1;
   }
-  _pa_domain_layer(PA_DOMAIN_MEM); /* the options first: POOLALLOC_TRACE may start it */
   pthread_mutex_lock(&trace.lock);
   tables_clear();
   bool grown = entries_grow();
@@ -340,10 +339,16 @@ void pa_trace_stop(void) {
   pthread_mutex_unlock(&trace.lock);
 }
 
+/* Before the process's start (src/start.c), what POOLALLOC_TRACE will
+ * trace then. */
 int pa_trace_frames(void) {
-  _pa_domain_layer(PA_DOMAIN_MEM); /* POOLALLOC_TRACE may not have been read yet */
-  return atomic_load_explicit(&trace.frames, memory_order_relaxed);
+  int frames = atomic_load_explicit(&trace.frames, memory_order_relaxed);
+  if (frames > 0 || _pa_domains_opened()) return frames;
+  _pa_options_init();
+  return _pa_options.trace;
 }
+
+bool _pa_trace_on(void) { return atomic_load_explicit(&trace.frames, memory_order_relaxed) > 0; }
 
 void pa_trace_get_traced_memory(size_t *current, size_t *peak) {
   pthread_mutex_lock(&trace.lock);

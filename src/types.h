@@ -348,8 +348,8 @@ typedef struct pa_layer {
  * which costs nothing (a compare with memory instead of an immediate).
  * While any allocator other than the default serves MEM or OBJ (a user's,
  * the debug hooks, tracing), and before the options are read, it is 0:
- * every call then fails its fast test and reaches _pa_domain_malloc, which
- * dispatches through the domain's allocator.  The free fast path has its
+ * every call then fails its fast test and reaches _pa_entry_malloc
+ * (src/api.c), which dispatches through the domain's allocator.  The free fast path has its
  * gate in the radix tree (_pa_radix_free_root, src/radix.c). */
 struct pa_fast_limits {
   _Atomic size_t small_request; /* PA_SMALL_REQUEST_THRESHOLD, or 0 */

@@ -254,6 +254,31 @@ static void test_report_at_exit(const char *self) {
   if (strstr(report, " leaky_function+0x") == NULL) fprintf(stderr, "%s\n", report);
 }
 
+/* POOLALLOC_TRACE=3, and the program starts tracing at 5 frames before its
+ * first allocation: the program's call wins, as it does after it. */
+static void test_program_start_wins(const char *self) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    char *env[] = {"POOLALLOC_TRACE=3", NULL};
+    execle(self, self, "start_first", (char *)NULL, env);
+    _exit(127);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+static int start_first(void) {
+  if (pa_trace_start(5) != 0) return 1;
+  void *p = pa_malloc(40);
+  size_t current = 0, peak = 0;
+  pa_trace_get_traced_memory(&current, &peak);
+  pa_free(p);
+  if (pa_trace_frames() != 5) return 2;
+  return current == 40 ? 0 : 3;
+}
+
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "leak") == 0) {
     if (pa_trace_frames() != 3) return 3;
@@ -261,10 +286,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 7; i++) leaky_function();
     return 0;
   }
+  if (argc == 2 && strcmp(argv[1], "start_first") == 0) return start_first();
   test_not_tracing();
   test_sites_and_compare();
   test_depth();
   test_paths_and_threads();
   test_report_at_exit(argv[0]);
+  test_program_start_wins(argv[0]);
   return check_done();
 }
