@@ -32,8 +32,8 @@
  * their blocks are freed, not when some later thread adopts the heap.
  *
  * A thread's heap is set under a key src/runtime.c makes at the library's
- * load, whose destructor gives it up at the thread's exit; src/start.c
- * takes every lock around fork().
+ * load, whose destructor gives it up at the thread's exit; the runtime
+ * also takes every lock around fork().
  *
  * Nothing here calls malloc before the calling thread has its heap, so the
  * library can be the process's malloc (src/override.c) and be entered again

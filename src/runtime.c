@@ -3,11 +3,15 @@
  * (src/start.c, below the entry points, which the first call reaches).
  *
  *   load         the key under which every thread's heap is set, whose
- *                destructor gives the heap up; the sampler, when
- *                POOLALLOC_SAMPLE or POOLALLOC_SNAPSHOT is set.
+ *                destructor gives the heap up; the fork handlers; the
+ *                sampler, when POOLALLOC_SAMPLE or POOLALLOC_SNAPSHOT is
+ *                set.
  *   a thread     at its exit (the key's destructor): free lists flushed
  *                while its frees are still the owner's, then its heap
  *                abandoned for the next thread.
+ *   fork()       every lock, in one order: tracing, domains, heaps,
+ *                large spans, arenas, metadata; the child abandons the
+ *                heaps of the threads it does not have.
  *   pa_collect   free lists, the heap, exited threads' heaps, cached
  *                large spans, free arenas.
  *   exit         one routine, the reports in a fixed order: blocks still
@@ -15,8 +19,8 @@
  *                (POOLALLOC_SHOW_STATS), the last sample and the snapshot
  *                (POOLALLOC_SAMPLE, POOLALLOC_SNAPSHOT).
  *
- * Nothing below calls this file: the C library calls the key's destructor
- * and the constructor and destructor here.  The static libraries are one
+ * Nothing below calls this file: the C library calls the key's destructor,
+ * the fork handlers, and the constructor and destructor here.  The static libraries are one
  * object each (CMakeLists.txt), so a program that links any of poolalloc
  * links this file too.
  */
@@ -32,6 +36,33 @@ static void thread_exit(void *arg) {
   pa_heap *heap = arg;
   _pa_freelists_flush(heap); /* while its frees are still the owner's */
   _pa_heap_abandon(heap);
+}
+
+static void fork_prepare(void) {
+  _pa_trace_lock();
+  _pa_domains_lock();
+  _pa_heaps_lock();
+  _pa_large_lock();
+  _pa_arenas_lock();
+  _pa_meta_lock();
+}
+
+static void fork_parent(void) {
+  _pa_meta_unlock();
+  _pa_arenas_unlock();
+  _pa_large_unlock();
+  _pa_heaps_unlock();
+  _pa_domains_unlock();
+  _pa_trace_unlock();
+}
+
+static void fork_child(void) {
+  _pa_meta_unlock();
+  _pa_arenas_unlock();
+  _pa_large_unlock();
+  _pa_domains_unlock();
+  _pa_trace_unlock();
+  _pa_heaps_fork_child(); /* unlocks the heaps */
 }
 
 /* The debug hooks go on top of every domain before the first allocation;
@@ -61,6 +92,7 @@ void pa_collect(void) {
 __attribute__((constructor)) static void runtime_load(void) {
   pthread_key_t exit_key;
   if (pthread_key_create(&exit_key, thread_exit) == 0) _pa_heaps_exit_key(exit_key);
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
   if (getenv("POOLALLOC_SAMPLE") == NULL && getenv("POOLALLOC_SNAPSHOT") == NULL) return;
   _pa_start();
   _pa_sampler_start();
