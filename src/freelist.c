@@ -74,8 +74,7 @@ static size_t object_size(const pa_freelist *list, unsigned index) {
 
 /* The calling thread's bin, or NULL if it has none yet. */
 static inline struct freelist_bin *bin_find(const pa_heap *heap, unsigned bin) {
-  struct freelist_bin *chunk = atomic_load_explicit(
-      &heap->freelist_chunks[bin / PA_FREELIST_BINS_PER_CHUNK], memory_order_relaxed);
+  struct freelist_bin *chunk = pa_heap_freelist_chunk(heap, bin / PA_FREELIST_BINS_PER_CHUNK);
   return chunk ? &chunk[bin % PA_FREELIST_BINS_PER_CHUNK] : NULL;
 }
 
@@ -87,8 +86,7 @@ static struct freelist_bin *bin_get(unsigned bin) {
   if (found) return found;
   struct freelist_bin *chunk = _pa_meta_alloc(PA_FREELIST_BINS_PER_CHUNK * sizeof *chunk);
   if (chunk == NULL) return NULL;
-  atomic_store_explicit(&heap->freelist_chunks[bin / PA_FREELIST_BINS_PER_CHUNK], chunk,
-                        memory_order_release);
+  pa_heap_freelist_chunk_set(heap, bin / PA_FREELIST_BINS_PER_CHUNK, chunk);
   return &chunk[bin % PA_FREELIST_BINS_PER_CHUNK];
 }
 
@@ -383,8 +381,7 @@ RACY_READS static void bin_add(struct pa_freelist_stats *out, const struct freel
 
 RACY_READS void _pa_freelists_count_heap(struct pa_stats *s, const pa_heap *heap) {
   for (unsigned chunk = 0; chunk < PA_FREELIST_CHUNKS; chunk++) {
-    const struct freelist_bin *bins =
-        atomic_load_explicit(&heap->freelist_chunks[chunk], memory_order_acquire);
+    const struct freelist_bin *bins = pa_heap_freelist_chunk(heap, chunk);
     if (bins == NULL) continue;
     struct pa_freelist_stats sum = {0};
     for (unsigned i = 0; i < PA_FREELIST_BINS_PER_CHUNK; i++)

@@ -79,17 +79,14 @@ static void *object_alloc(pa_handles *table, size_t size) {
   if (size > PA_SMALL_REQUEST_THRESHOLD) return pa_obj_malloc(size);
   size = size ? (size + 15) & ~(size_t)15 : 16;
   size_t cls = pa_domain_class(PA_DOMAIN_OBJ, size);
-  void *obj = pa_pool_take_block(table->heap->used[cls]);
-  if (obj == NULL) obj = _pa_heap_malloc_slow(table->heap, cls);
-  if (obj) table->heap->counts.allocations[PA_DOMAIN_OBJ]++;
-  return obj;
+  return pa_heap_take_block(table->heap, cls, PA_DOMAIN_OBJ);
 }
 
 /* Whether obj is one of the table's pool objects (*block filled); an object
  * above the small threshold came through the OBJ domain, from the pools
  * of whichever thread made it, or a span, and is not the table's. */
 static bool table_object(const pa_handles *table, const void *obj, pa_block_info *block) {
-  return obj != NULL && pa_block_of(obj, block) && block->pool->owner == table->heap;
+  return obj != NULL && pa_block_of(obj, block) && pa_pool_owned_by(block->pool, table->heap);
 }
 
 /* A pool object goes back into the table's own pool, whichever thread uses
@@ -100,8 +97,7 @@ static void object_free(pa_handles *table, void *obj) {
     pa_obj_free(obj);
     return;
   }
-  table->heap->counts.frees[PA_DOMAIN_OBJ]++;
-  pa_pool_free_owned(table->heap, block.pool, obj);
+  pa_heap_free_block(table->heap, block.pool, obj, PA_DOMAIN_OBJ);
 }
 
 PA_ENTRY pa_handle pa_handle_alloc(pa_handles *table, size_t size) {

@@ -241,6 +241,37 @@ static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
  * runs are made long enough to hold two blocks (src/pool.c). */
 _Static_assert(POOLALLOC_POOL_SIZE / 512 >= 2, "every pool holds two blocks");
 
+/* ---- A heap's blocks for the features above (handle tables, free lists) -- */
+
+/* A block of class cls from heap, counted for domain; NULL if out of
+ * memory.  A handle table's heap carves freely: its objects are laid out
+ * by the caller, and no other thread's runs lie between them. */
+static inline void *pa_heap_take_block(pa_heap *heap, size_t cls, pa_domain domain) {
+  void *block = pa_pool_take_block(heap->used[cls]);
+  if (block == NULL) block = _pa_heap_malloc_slow(heap, cls);
+  if (block) heap->counts.allocations[domain]++;
+  return block;
+}
+
+/* p, a block of pool, which heap owns, back into it, counted for domain. */
+static inline void pa_heap_free_block(pa_heap *heap, pa_pool *pool, void *p, pa_domain domain) {
+  heap->counts.frees[domain]++;
+  pa_pool_free_owned(heap, pool, p);
+}
+
+static inline bool pa_pool_owned_by(const pa_pool *pool, const pa_heap *heap) {
+  return pool->owner == heap;
+}
+
+/* Chunk i of the free lists' bins for heap's thread: the heap keeps the
+ * pointer, src/freelist.c what it points to. */
+static inline void *pa_heap_freelist_chunk(const pa_heap *heap, unsigned i) {
+  return atomic_load_explicit(&heap->freelist_chunks[i], memory_order_acquire);
+}
+static inline void pa_heap_freelist_chunk_set(pa_heap *heap, unsigned i, void *chunk) {
+  atomic_store_explicit(&heap->freelist_chunks[i], chunk, memory_order_release);
+}
+
 static inline pa_heap *pa_counting_heap(void) {
   pa_heap *heap = _pa_thread_heap;
   return __builtin_expect(heap != &_pa_empty_heap, 1) ? heap : _pa_heap_for_counting();
