@@ -275,12 +275,20 @@ void _pa_heap_table_retire(pa_heap *heap) {
   pthread_mutex_unlock(&heaps.lock);
 }
 
+/* The calling thread's heap under the key, if it is made and the heap is
+ * a thread's. */
+static void heap_set_exit_key(pa_heap *heap) {
+  if (heap->table || !atomic_load_explicit(&heaps.exit_key_set, memory_order_acquire)) return;
+  heap->exit_keyed = pthread_setspecific(heaps.exit_key, heap) == 0;
+}
+
 /* A heap the calling thread took before the load (a C++ runtime's
- * constructor allocates first) is set under the key now. */
+ * constructor allocates first) is set under the key now; another thread's
+ * is, at its next slow allocation. */
 void _pa_heaps_exit_key(pthread_key_t key) {
   heaps.exit_key = key;
   atomic_store_explicit(&heaps.exit_key_set, true, memory_order_release);
-  if (_pa_thread_heap != &_pa_empty_heap) pthread_setspecific(key, _pa_thread_heap);
+  if (_pa_thread_heap != &_pa_empty_heap) heap_set_exit_key(_pa_thread_heap);
 }
 
 /* A thread's first heap: an exited thread's, or a new one; the key makes
@@ -290,8 +298,8 @@ static pa_heap *heap_adopt(void) {
   if (heap == NULL) return NULL;
   heap->thread = _pa_os_thread_id();
   _pa_thread_heap = heap; /* before anything may call malloc */
-  if (atomic_load_explicit(&heaps.exit_key_set, memory_order_acquire))
-    pthread_setspecific(heaps.exit_key, heap);
+  heap->exit_keyed = false;
+  heap_set_exit_key(heap);
   return heap;
 }
 
@@ -327,6 +335,7 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls) {
       return NULL;
     }
   }
+  if (__builtin_expect(!heap->exit_keyed, 0) && heap == _pa_thread_heap) heap_set_exit_key(heap);
   if (atomic_load_explicit(&heap->remote, memory_order_relaxed)) heap_drain_remote(heap);
   _pa_arenas_decay_due();
   _pa_large_decay_due();

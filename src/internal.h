@@ -189,9 +189,9 @@ void *_pa_heap_malloc_slow(pa_heap *heap, size_t cls);
 pa_heap *_pa_heap_current(void);
 /* The key whose destructor gives a thread's heap up at its exit, made by
  * src/runtime.c at the library's load: every heap given to a thread from
- * then on is set under it, and the calling thread's at once.  Another
- * thread that took a heap before the load (only another library's
- * constructor can start one) keeps it after its exit. */
+ * then on is set under it, the calling thread's at once, and that of
+ * another thread that took one before (only another library's constructor
+ * can start such a thread) at its next slow allocation. */
 void _pa_heaps_exit_key(pthread_key_t key);
 /* The calling thread exits: its heap waits for the next thread. */
 void _pa_heap_abandon(pa_heap *heap);

@@ -254,6 +254,7 @@ struct pa_heap {
   pa_heap *next_abandoned;
   unsigned id;    /* 1, 2, ... in order of creation: names it in statistics */
   bool table;     /* a handle table's heap (src/handle.c), no thread's */
+  bool exit_keyed; /* set under the thread-exit key (src/heap.c) */
   int thread;     /* kernel id of the thread using it; 0 while abandoned */
 };
 
