@@ -310,11 +310,11 @@ bool _pa_trace_on(void);
 bool _pa_trace_report_block(const void *p);
 size_t _pa_layer_usable_size(const pa_layer *layer, const void *p);
 
-/* ---- The process's start and fork() (src/start.c) ----------------------- */
+/* ---- The process's start (src/start.c) ----------------------------------- */
 
-/* The options, then the layers they ask for, the fork handlers, and the
- * domains opened; at once when done, and waits while another thread does
- * it.  The first call through an entry point makes it. */
+/* Secure mode's secrets, the options, then the layers they ask for, and
+ * the domains opened; returns at once when done, and waits while another
+ * thread does it.  The first call through an entry point makes it. */
 void _pa_start(void);
 
 /* ---- The entry points (src/api.c) ---------------------------------------- */

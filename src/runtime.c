@@ -20,9 +20,9 @@
  *                (POOLALLOC_SAMPLE, POOLALLOC_SNAPSHOT).
  *
  * Nothing below calls this file: the C library calls the key's destructor,
- * the fork handlers, and the constructor and destructor here.  The static libraries are one
- * object each (CMakeLists.txt), so a program that links any of poolalloc
- * links this file too.
+ * the fork handlers, and the constructor and destructor here.  The static
+ * libraries are one object each (CMakeLists.txt), so a program that links
+ * any of poolalloc links this file too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,9 +86,10 @@ void pa_collect(void) {
 
 /* ---- Load and exit --------------------------------------------------------- */
 
-/* Programs that set POOLALLOC_SAMPLE or POOLALLOC_SNAPSHOT themselves before
- * their first malloc (tests do) get them: the options are read here only
- * when one is set. */
+/* The key and the fork handlers need no option, so reading none here keeps
+ * the options for the first call: programs that set POOLALLOC_SAMPLE or
+ * POOLALLOC_SNAPSHOT themselves before their first malloc (tests do) get
+ * them; the options are read here only when one is set. */
 __attribute__((constructor)) static void runtime_load(void) {
   pthread_key_t exit_key;
   if (pthread_key_create(&exit_key, thread_exit) == 0) _pa_heaps_exit_key(exit_key);
