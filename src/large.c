@@ -29,7 +29,9 @@
  * for the arena decay delay (POOLALLOC_ARENA_DECAY_MS); the oldest go back
  * to the OS first, at the next large request or free, or slow allocation
  * (_pa_large_decay_due), or pa_collect().  A cached span serves a request
- * it holds that is at least two thirds of it.  A fresh mapping is zero:
+ * it holds: whole if the request is at least two thirds of it, else with
+ * the chunks past the request given back first (a span freed at a peak
+ * then adds nothing to the next one).  A fresh mapping is zero:
  * calloc clears only a cached one.
  */
 #include <errno.h>
@@ -94,6 +96,12 @@ static void span_unmap(pa_arena *span) {
   _pa_arena_record_give(span);
 }
 
+/* The chunks past `bytes` go back to the OS. */
+static void span_shrink(pa_arena *span, size_t bytes) {
+  _pa_arenas_unregister_span(span->base + bytes, span->mapping_size - bytes);
+  _pa_os_unmap((char *)span->base + bytes, span->mapping_size - bytes);
+}
+
 static size_t cache_limit(void) { return (size_t)_pa_options.large_cache_mb << 20; }
 
 /* Takes cache slot i out; with the lock held. */
@@ -105,14 +113,26 @@ static pa_arena *cache_remove(unsigned i) {
   return span;
 }
 
-/* The smallest cached span that holds bytes, aligned as asked, and wastes
- * no more than a third of itself; with the lock held. */
+/* A span that holds bytes with no more than a third of itself to spare
+ * serves them whole; a larger one gives its tail back first. */
+static bool span_fits(size_t have, size_t bytes) { return have / 3 * 2 <= bytes; }
+
+/* A span of `have` bytes serves a request of `bytes` better than one of
+ * `other`: it fits and the other does not, so a loop of two sizes keeps
+ * a span of each; else it is the smaller. */
+static bool serves_better(size_t have, size_t other, size_t bytes) {
+  if (span_fits(have, bytes) != span_fits(other, bytes)) return span_fits(have, bytes);
+  return have < other;
+}
+
+/* The cached span that serves bytes best, aligned as asked; with the lock
+ * held. */
 static pa_arena *cache_take(size_t bytes, size_t alignment) {
   unsigned best = LARGE_CACHE_SPANS;
   for (unsigned i = 0; i < large.cached; i++) {
     size_t have = large.cache[i]->mapping_size;
-    if (have >= bytes && have / 3 * 2 <= bytes && (large.cache[i]->base & (alignment - 1)) == 0 &&
-        (best == LARGE_CACHE_SPANS || have < large.cache[best]->mapping_size))
+    if (have >= bytes && (large.cache[i]->base & (alignment - 1)) == 0 &&
+        (best == LARGE_CACHE_SPANS || serves_better(have, large.cache[best]->mapping_size, bytes)))
       best = i;
   }
   return best == LARGE_CACHE_SPANS ? NULL : cache_remove(best);
@@ -182,6 +202,10 @@ void *_pa_large_malloc(size_t size, size_t alignment, bool zero) {
   pthread_mutex_unlock(&large.lock);
   unmap_all(expired, n);
   if (span) {
+    if (!span_fits(span->mapping_size, bytes)) {
+      span_shrink(span, bytes);
+      span->mapping_size = bytes;
+    }
     span_set(span, (char *)span->base, span->mapping_size, usable);
     if (zero) memset((void *)span->base, 0, usable);
   } else if ((span = span_map(bytes, alignment, usable)) == NULL) {
@@ -212,12 +236,6 @@ void _pa_large_free(pa_arena *span) {
   pthread_mutex_unlock(&large.lock);
   unmap_all(expired, n);
   if (!cache) span_unmap(span);
-}
-
-/* The chunks past `bytes` go back to the OS. */
-static void span_shrink(pa_arena *span, size_t bytes) {
-  _pa_arenas_unregister_span(span->base + bytes, span->mapping_size - bytes);
-  _pa_os_unmap((char *)span->base + bytes, span->mapping_size - bytes);
 }
 
 /* The span grown to `bytes`: where it is if the pages after it are free,

@@ -44,6 +44,37 @@ static void test_cache_reuse(void) {
   CHECK_EQ(stats().large_bytes_cached, 0);
 }
 
+/* A cached span larger than a request serves it, its chunks past the
+ * request given back first; a loop of two sizes then keeps a span of each
+ * and maps no more. */
+static void test_cache_split(void) {
+  long decay = pa_arena_decay_ms(10000); /* nothing expires while it runs */
+  pa_collect();
+  struct pa_stats s0 = stats();
+  unsigned char *big = pa_malloc(4 << 20);
+  big[0] = 1;
+  pa_free(big);
+  CHECK_EQ(stats().large_bytes_cached, 4 << 20);
+  unsigned char *small = pa_malloc(1 << 20);
+  CHECK(small == big);
+  struct pa_stats s1 = stats();
+  CHECK_EQ(s1.large_maps - s0.large_maps, 1);
+  CHECK_EQ(s1.large_cache_hits - s0.large_cache_hits, 1);
+  CHECK_EQ(s1.large_bytes_mapped - s0.large_bytes_mapped, 1 << 20);
+  CHECK_EQ(s1.large_bytes_cached, 0);
+  CHECK_EQ(pa_usable_size(small), 1 << 20);
+  pa_free(small);
+  for (int i = 0; i < 20; i++) {
+    pa_free(pa_malloc(3 << 20));
+    pa_free(pa_malloc(1 << 20));
+  }
+  struct pa_stats s2 = stats();
+  CHECK_EQ(s2.large_maps - s1.large_maps, 1); /* the 3 MiB span; the 1 MiB one is the split's */
+  CHECK_EQ(s2.large_bytes_cached, 4 << 20);
+  pa_collect();
+  pa_arena_decay_ms(decay);
+}
+
 /* calloc of a fresh span and of a cached one: zero either way. */
 static void test_calloc_zero(void) {
   enum { SIZE = 3 << 20 };
@@ -169,6 +200,7 @@ static void test_exited_thread_blocks(void) {
 
 int main(void) {
   test_cache_reuse();
+  test_cache_split();
   test_calloc_zero();
   test_realloc_large();
   test_realloc_across_layers();
