@@ -241,7 +241,8 @@ static inline void pa_pool_free_owned(pa_heap *heap, pa_pool *pool, void *p) {
  * runs are made long enough to hold two blocks (src/pool.c). */
 _Static_assert(POOLALLOC_POOL_SIZE / 512 >= 2, "every pool holds two blocks");
 
-/* ---- A heap's blocks for the features above (handle tables, free lists) -- */
+/* ---- A heap's blocks: the fast paths', and the features' that keep their
+ * own (handle tables, free lists) ------------------------------------------ */
 
 /* A block of class cls from heap, counted for domain; NULL if out of
  * memory.  A handle table's heap carves freely: its objects are laid out
@@ -253,7 +254,8 @@ static inline void *pa_heap_take_block(pa_heap *heap, size_t cls, pa_domain doma
   return block;
 }
 
-/* p, a block of pool, which heap owns, back into it, counted for domain. */
+/* p, a block of pool, which heap owns (its thread's, or a handle table's
+ * the caller stands for), back into it, counted for domain. */
 static inline void pa_heap_free_block(pa_heap *heap, pa_pool *pool, void *p, pa_domain domain) {
   heap->counts.frees[domain]++;
   pa_pool_free_owned(heap, pool, p);
@@ -396,11 +398,8 @@ static inline void *pa_malloc_fast(pa_domain domain, size_t size) {
  * run of pools is freed inline like one in a single pool. */
 static inline void pa_pool_free(pa_pool *pool, void *p, pa_domain domain) {
   pa_heap *heap = _pa_thread_heap;
-  if (__builtin_expect(pool->owner == heap, 1)) {
-    pa_secure_free(pool, p);
-    track_free(p, pool->block_size);
-    heap->counts.frees[domain]++;
-    pa_pool_free_local(heap, pool, p);
+  if (__builtin_expect(pa_pool_owned_by(pool, heap), 1)) {
+    pa_heap_free_block(heap, pool, p, domain);
   } else {
     _pa_general_free_other(heap, pool, p, domain);
   }
